@@ -1,0 +1,83 @@
+/*
+ * cli.h - shared pieces of the ckstore command-line tool.
+ *
+ * The tool is libckstore's first client: it includes only the public header
+ * (plus libsodium for guarded memory of its own secrets, and Jansson).
+ */
+#ifndef CK_CLI_H
+#define CK_CLI_H
+
+#include "ckstore.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes (DESIGN.md section 8). */
+enum {
+    EXIT_OK = 0,
+    EXIT_OTHER = 1,
+    EXIT_USAGE = 2,
+    EXIT_NOTFOUND = 3,
+    EXIT_ACCESS = 4,
+    EXIT_INTEGRITY = 5,
+    EXIT_INVALID = 6
+};
+
+typedef enum { FORMAT_JSON, FORMAT_TEXT } cli_format;
+
+/* Global options and state, passed to every command. */
+typedef struct cli {
+    const char *prog;
+    const char *store_dir; /* --store or CKSTORE_DIR */
+    const char *key_file;  /* --key-file or CKSTORE_KEY_FILE */
+    cli_format format;
+    char *passphrase; /* guarded memory, or NULL */
+    size_t passphrase_len;
+    bool passphrase_tried;
+} cli;
+
+/* A command: name, one-line summary, its --help text, its body. */
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    const char *help;
+    int (*run)(cli *c, int argc, char **argv);
+} cli_command;
+
+/* Print "ckstore: <message>" to stderr and return `code`. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Report a library failure: the code's text and the store's detail (or
+ * `detail` when there is no handle), and return the matching exit code. */
+int cli_fail_rc(int rc, ck_store *st, const char *detail, const char *what);
+/* Exit code for a library status. */
+int cli_exit_code(int rc);
+
+/* Read the passphrase: CKSTORE_PASSPHRASE (wiped from the environment once
+ * read) or, on a terminal, a no-echo prompt. `confirm` asks twice. Leaves
+ * c->passphrase NULL when neither is available. */
+int cli_get_passphrase(cli *c, const char *prompt, bool confirm);
+/* Read a new passphrase from `env_name` or a prompt (twice) into guarded
+ * memory; caller frees with cli_free_secret. */
+int cli_read_secret(char **out, size_t *out_len, const char *env_name, const char *prompt,
+                    bool confirm);
+void cli_free_secret(char *p, size_t len);
+
+/* Open the store named by the global options with the key they give. */
+int cli_open(cli *c, ck_store **out, unsigned flags);
+
+/* Print a JSON value (one line) to stdout and free it. */
+int cli_print_json(json_t *v);
+/* Lower-case hex of `n` bytes into out (2n+1 bytes). */
+void cli_hex(char *out, const unsigned char *p, size_t n);
+
+/* Commands. */
+int cmd_init(cli *c, int argc, char **argv);
+int cmd_passwd(cli *c, int argc, char **argv);
+int cmd_stats(cli *c, int argc, char **argv);
+
+extern const char HELP_INIT[];
+extern const char HELP_PASSWD[];
+extern const char HELP_STATS[];
+
+#endif /* CK_CLI_H */

@@ -1,0 +1,108 @@
+/*
+ * seal.c - sealed field values.
+ *
+ * A value is msgpack-encoded (codec.c) and sealed with XChaCha20-Poly1305
+ * under its subject's data key. The associated data binds the ciphertext to
+ * its store, subject, field and record version: a record copied to another
+ * subject or field, or from another store, fails to open with
+ * CK_EINTEGRITY instead of being read as someone else's data.
+ *
+ * Key:   subject id (16) || field id (u16 BE)   -- a subject's values are
+ *        adjacent, so a release reads one short key range.
+ * Value: [u8 version=1][nonce 24][ciphertext][tag 16]
+ */
+#include "store.h"
+
+#include <string.h>
+
+#define AAD_BYTES (4 + CK_STORE_ID_BYTES + CK_SUBJECT_ID_BYTES + 2 + 1)
+
+void ck_seal__value_key(uint8_t out[CK_VALUE_KEY_BYTES], const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                        uint16_t field_id)
+{
+    memcpy(out, sid, CK_SUBJECT_ID_BYTES);
+    out[CK_SUBJECT_ID_BYTES] = (uint8_t)(field_id >> 8);
+    out[CK_SUBJECT_ID_BYTES + 1] = (uint8_t)field_id;
+}
+
+static void value_aad(uint8_t aad[AAD_BYTES], const ck_store *st,
+                      const uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field_id)
+{
+    memcpy(aad, "ckv1", 4);
+    memcpy(aad + 4, st->store_id, CK_STORE_ID_BYTES);
+    ck_seal__value_key(aad + 4 + CK_STORE_ID_BYTES, sid, field_id);
+    aad[AAD_BYTES - 1] = CK_VALUE_RECORD_VERSION;
+}
+
+int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                 uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
+                 ck_buf *scratch)
+{
+    int rc;
+    uint8_t key[CK_VALUE_KEY_BYTES], aad[AAD_BYTES];
+    size_t rec_len;
+
+    ck_buf__reset(scratch);
+    rc = ck_codec__encode(scratch, v);
+    if (rc != CK_OK)
+        return ck_err__set(st, rc, "cannot encode a value of field %u", (unsigned)field_id);
+    if (ck_add_overflows(scratch->len, 1 + CK_SEAL_OVERHEAD, &rec_len))
+        return ck_err__set(st, CK_ELIMIT, "value too large");
+
+    ck_seal__value_key(key, sid, field_id);
+    value_aad(aad, st, sid, field_id);
+    MDB_val k = {sizeof key, key};
+    MDB_val val = {rec_len, NULL};
+    /* MDB_RESERVE: seal straight into the page, no intermediate copy. */
+    int mrc = mdb_put(txn, st->dbi_values, &k, &val, MDB_RESERVE);
+    if (mrc != 0) {
+        rc = ck_err__mdb(st, mrc, "cannot write a value");
+        goto cleanup;
+    }
+    uint8_t *rec = val.mv_data;
+    rec[0] = CK_VALUE_RECORD_VERSION;
+    ck_crypto__seal(rec + 1, scratch->p, scratch->len, aad, sizeof aad, dk);
+    rc = CK_OK;
+cleanup:
+    ck_buf__reset(scratch); /* plaintext encoding: wiped when secure */
+    return rc;
+}
+
+int ck_seal__get(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                 uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], ck_type type,
+                 ck_value *out, ck_arena *arena)
+{
+    int rc;
+    uint8_t key[CK_VALUE_KEY_BYTES], aad[AAD_BYTES];
+    ck_seal__value_key(key, sid, field_id);
+    MDB_val k = {sizeof key, key}, val;
+    int mrc = mdb_get(txn, st->dbi_values, &k, &val);
+    if (mrc == MDB_NOTFOUND)
+        return CK_ENOTFOUND; /* unset: not an error worth a message */
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot read a value");
+
+    const uint8_t *rec = val.mv_data;
+    if (val.mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != CK_VALUE_RECORD_VERSION)
+        return ck_err__set(st, CK_EINTEGRITY, "value record of field %u is malformed",
+                           (unsigned)field_id);
+    size_t pt_len = val.mv_size - 1 - CK_SEAL_OVERHEAD;
+    /* Decrypt into library-owned memory (the arena, wiped when reset): the
+     * LMDB page is only valid until the transaction ends and must never
+     * reach the caller. */
+    uint8_t *pt = ck_arena__alloc(arena, pt_len + 1);
+    if (pt == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    value_aad(aad, st, sid, field_id);
+    rc = ck_crypto__open(pt, rec + 1, val.mv_size - 1, aad, sizeof aad, dk);
+    if (rc != CK_OK)
+        return ck_err__set(st, CK_EINTEGRITY,
+                           "value record of field %u does not authenticate "
+                           "(tampered, or moved from another subject or field)",
+                           (unsigned)field_id);
+    rc = ck_codec__decode(out, type, pt, pt_len, arena);
+    if (rc != CK_OK)
+        return ck_err__set(st, rc == CK_ENOMEM ? CK_ENOMEM : CK_EFORMAT,
+                           "value of field %u does not decode as its type", (unsigned)field_id);
+    return CK_OK;
+}

@@ -1,0 +1,393 @@
+/*
+ * ckstore.h - the public interface of libckstore, a consent-aware
+ * customer-knowledge store.
+ *
+ * This header is the specification. Everything a caller may rely on is
+ * written here; nothing outside this file is public.
+ *
+ * CONVENTIONS (they hold for every declaration below unless it says otherwise)
+ *
+ *  - Every fallible function returns an int: CK_OK (0) or a negative CK_E*
+ *    code. ck_strerror() gives the code's static text; ck_errmsg() gives a
+ *    detail message for the last failed call made on a handle by the calling
+ *    thread. No message ever holds a customer value, an identifier or key
+ *    material: messages name fields, files and limits, never contents.
+ *  - Output parameters come first and are named `out`; then the handle; then
+ *    the inputs. On failure an `out` pointer is set to NULL (or zero) so the
+ *    caller never frees garbage.
+ *  - Inputs are borrowed: the library copies what it keeps and never holds a
+ *    caller pointer past the call.
+ *  - Objects returned through `**out` belong to the caller and are released
+ *    with the matching _free / _close function, which accept NULL.
+ *  - Secrets (key files, passphrases) never travel as command-line
+ *    arguments; the library wipes its own copies as soon as it is done with
+ *    them and keeps key material only in libsodium guarded memory.
+ *
+ * THREADS AND PROCESSES
+ *
+ *  A ck_store handle may be shared by the threads of one process. Several
+ *  processes may open the same store directory at once (a CRM and the DPO's
+ *  command-line tool, for example): LMDB serialises writers and lets readers
+ *  run without blocking. Do not open the same store twice in one process;
+ *  share the handle instead (an LMDB restriction).
+ *
+ * CAVEATS
+ *
+ *  - A store directory must live on a local file system: LMDB's locking does
+ *    not work over NFS or similar.
+ *  - Losing every key slot (the key file and the passphrase) loses the data.
+ *    That is the point of encryption; keep a copy of the key file offline.
+ */
+#ifndef CKSTORE_H
+#define CKSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Export and attributes                                                    */
+/* ------------------------------------------------------------------------ */
+
+#if defined(CK_BUILDING_LIBRARY) && defined(__GNUC__)
+#define CK_EXPORT __attribute__((visibility("default")))
+#else
+#define CK_EXPORT
+#endif
+
+#if defined(__GNUC__)
+/* Results that verify or decrypt must be looked at. */
+#define CK_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define CK_MUST_CHECK
+#endif
+
+/* Library version. ck_version() gives the version of the library linked in,
+ * which may differ from these when the library is shared. */
+#define CK_VERSION_MAJOR  0
+#define CK_VERSION_MINOR  1
+#define CK_VERSION_PATCH  0
+#define CK_VERSION_STRING "0.1.0"
+
+/* The store format this library writes. A store with a newer format is
+ * refused with CK_EVERSION (the library never guesses at a layout it does
+ * not know). */
+#define CK_FORMAT_VERSION 1
+
+/* Sizes, published so that callers can size their buffers. */
+#define CK_SUBJECT_ID_BYTES 16  /* a subject's internal id */
+#define CK_STORE_ID_BYTES   16  /* a store's id */
+#define CK_KEY_FILE_BYTES   32  /* a key file holds exactly this many bytes */
+#define CK_ERRMSG_MAX       256 /* longest detail message, with its NUL */
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+
+#define CK_OK         0     /* success */
+#define CK_ENOTFOUND  (-1)  /* no such store, subject, field or record */
+#define CK_EKEY       (-2)  /* wrong key, or a key file that is unsafe or unusable */
+#define CK_EINTEGRITY (-3)  /* authentication failed: tampering or corruption */
+#define CK_EINVAL     (-4)  /* invalid argument or input (the message says which) */
+#define CK_EDENIED    (-5)  /* refused by policy or by file permissions */
+#define CK_EIO        (-6)  /* an operating-system I/O error */
+#define CK_ENOMEM     (-7)  /* out of memory */
+#define CK_EFORMAT    (-8)  /* a file or record is not in the expected format */
+#define CK_EEXIST     (-9)  /* already exists (a store, a key file, a slot) */
+#define CK_EBUSY      (-10) /* the store is in use in a way that prevents this */
+#define CK_ENOSPC     (-11) /* the disk (or the map's hard limit) is full */
+#define CK_EVERSION   (-12) /* the store was written by a newer format */
+#define CK_ELIMIT     (-13) /* a declared size limit was exceeded */
+#define CK_EINTERNAL  (-14) /* a bug: an internal invariant did not hold */
+
+/*
+ * ck_strerror - the static, English text of a status code.
+ *
+ * in rc: any value returned by this library.
+ * Returns a NUL-terminated string with static lifetime; never NULL. An
+ * unknown code gives "unknown error".
+ */
+CK_EXPORT const char *ck_strerror(int rc);
+
+/*
+ * ck_version - the version string of the library linked in, e.g. "0.1.0".
+ * Static lifetime.
+ */
+CK_EXPORT const char *ck_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Opening and closing a store                                              */
+/* ------------------------------------------------------------------------ */
+
+/* An open store: an LMDB environment for data, a small one for per-subject
+ * keys, the unwrapped root key and its subkeys. Opaque. */
+typedef struct ck_store ck_store;
+
+/* Cost of the Argon2id derivation that protects a passphrase slot. The
+ * parameters used are stored with the slot, so a store opens whatever the
+ * cost it was made with. MODERATE is the default: about 256 MiB and most of
+ * a second on a current core. MIN exists for tests only: it protects a weak
+ * passphrase poorly. */
+typedef enum ck_kdf_cost {
+    CK_KDF_DEFAULT = 0, /* = CK_KDF_MODERATE */
+    CK_KDF_MIN = 1,
+    CK_KDF_INTERACTIVE = 2,
+    CK_KDF_MODERATE = 3,
+    CK_KDF_SENSITIVE = 4
+} ck_kdf_cost;
+
+/* Durability of the audit entries that releases write. Consent changes,
+ * erasures and key operations are always written as in CK_AUDIT_STRICT.
+ *  BATCHED: the entry is written (and visible to other processes) before
+ *           the release returns; it is fsync'ed within audit_flush_ms, so a
+ *           power loss may lose the entries of the last audit_flush_ms.
+ *  STRICT:  the release returns only once its entry is fsync'ed. Entries of
+ *           concurrent releases share one fsync (group commit). */
+typedef enum ck_audit_mode { CK_AUDIT_BATCHED = 0, CK_AUDIT_STRICT = 1 } ck_audit_mode;
+
+/* Flags for ck_options.flags. */
+#define CK_OPEN_NOSYNC                                                                             \
+    0x1u                    /* commits are not fsync'ed: a crash or power loss                     \
+                               may lose the last commits (benchmarks, bulk                         \
+                               loads that are redone on failure) */
+#define CK_OPEN_RDONLY 0x2u /* open for reading only; every write is CK_EDENIED */
+#define CK_INIT_CREATE_KEY_FILE                                                                    \
+    0x100u /* ck_init: create key_file (mode 0600)                                                 \
+              if it does not exist */
+
+#define CK_OPTIONS_VERSION 1
+
+/*
+ * ck_options - how to open (or create) a store.
+ *
+ * Always start from CK_OPTIONS_INIT so that fields added by later versions
+ * get their defaults:
+ *
+ *     ck_options o = CK_OPTIONS_INIT;
+ *     o.key_file = "/etc/crm/ckstore.key";
+ *     rc = ck_open(&st, "/var/lib/crm/ckstore", &o);
+ *
+ * The key comes from key_file, or from passphrase, or both (ck_init makes a
+ * slot for each one given; ck_open tries the key file first). All pointers
+ * are borrowed for the duration of the call only.
+ */
+typedef struct ck_options {
+    unsigned int version;        /* CK_OPTIONS_VERSION */
+    const char *key_file;        /* path of a key file, or NULL */
+    const char *passphrase;      /* passphrase bytes (not NUL-terminated needed), or NULL */
+    size_t passphrase_len;       /* its length in bytes */
+    unsigned int flags;          /* CK_OPEN_* and CK_INIT_* bits */
+    size_t map_size;             /* initial LMDB map size in bytes; 0 = 64 MiB.
+                                    The map grows by itself when it fills. */
+    ck_kdf_cost kdf_cost;        /* ck_init: cost of the passphrase slot */
+    char *errbuf;                /* if not NULL, receives the detail of a failed
+                                    ck_open/ck_init (there is no handle to ask) */
+    size_t errbuf_max;           /* size of errbuf in bytes */
+    ck_audit_mode audit_mode;    /* durability of audit entries of releases */
+    unsigned int audit_flush_ms; /* CK_AUDIT_BATCHED: longest time an entry
+                                    may wait for fsync; 0 = 10 ms */
+} ck_options;
+
+#define CK_OPTIONS_INIT                                                                            \
+    {                                                                                              \
+        CK_OPTIONS_VERSION, NULL, NULL, 0, 0u, 0, CK_KDF_DEFAULT, NULL, 0, CK_AUDIT_BATCHED, 0u    \
+    }
+
+/*
+ * ck_init - create a new, empty store in directory `dir`.
+ *
+ * out  out: if not NULL, receives the open store (as ck_open would give);
+ *           NULL on failure. Close it with ck_close().
+ * dir  in:  the store directory. It is created (mode 0700) if missing; an
+ *           existing directory must not already hold a store.
+ * opts in:  at least one of key_file and passphrase. With
+ *           CK_INIT_CREATE_KEY_FILE a missing key file is created with 32
+ *           random bytes, mode 0600; an existing key file is used as is.
+ *
+ * A random 32-byte root key is made and wrapped in one key slot per secret
+ * given. Nothing is left in `dir` if creation fails.
+ *
+ * Returns CK_OK; CK_EEXIST if `dir` already holds a store; CK_EINVAL if no
+ * key is given or an option is out of range; CK_EKEY if the key file is
+ * unsafe (readable or writable by group or others, not a regular file, not
+ * 32 bytes); CK_EIO on a file-system error; CK_ENOMEM.
+ */
+CK_EXPORT int ck_init(ck_store **out, const char *dir, const ck_options *opts);
+
+/*
+ * ck_open - open an existing store.
+ *
+ * out  out: the open store, or NULL on failure. Close it with ck_close().
+ * dir  in:  the store directory.
+ * opts in:  the key (key_file and/or passphrase), flags, map size. NULL is
+ *           refused: a store cannot be opened without a key.
+ *
+ * The key is checked before any store file is opened for writing, so a
+ * wrong key changes no byte of the store. Stale LMDB reader slots left by
+ * crashed processes are cleared.
+ *
+ * Returns CK_OK; CK_ENOTFOUND if `dir` holds no store; CK_EKEY if no slot
+ * opens with the key given or the key file is unsafe; CK_EVERSION if the
+ * store has a newer format; CK_EINTEGRITY if the key slots or the meta
+ * record were tampered with or belong to another store; CK_EFORMAT if a
+ * store file is not in the expected format; CK_EIO; CK_ENOMEM.
+ */
+CK_EXPORT int ck_open(ck_store **out, const char *dir, const ck_options *opts);
+
+/*
+ * ck_close - close a store and wipe its key material. NULL is a no-op.
+ * Every result and cursor of the store must have been freed first.
+ */
+CK_EXPORT void ck_close(ck_store *st);
+
+/*
+ * ck_errmsg - detail of the last failed call made on `st` by the calling
+ * thread, or "" if there was none.
+ *
+ * The string belongs to the store and stays valid until the calling thread's
+ * next call on `st`, or ck_close(). It never holds a value, an identifier or
+ * key material. NULL `st` gives "".
+ */
+CK_EXPORT const char *ck_errmsg(ck_store *st);
+
+/*
+ * ck_free - release memory the library returned through a `char **out` or
+ * `void **out` parameter (JSON text, for example). Wipes it first when it
+ * may hold customer data. NULL is a no-op.
+ */
+CK_EXPORT void ck_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Key slots                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A store has at most one slot of each type. Each slot wraps the same root
+ * key, so changing a passphrase rewraps the root key and touches no data. */
+typedef enum ck_slot_type { CK_SLOT_KEY_FILE = 1, CK_SLOT_PASSPHRASE = 2 } ck_slot_type;
+
+/*
+ * ck_slot_set_passphrase - add the passphrase slot, or replace it.
+ *
+ * st   in: an open store (not read-only).
+ * pass in: the new passphrase, `len` bytes (at least 1, at most 4096).
+ * cost in: its Argon2id cost.
+ *
+ * The old passphrase, if any, no longer opens the store when this returns.
+ * Returns CK_OK; CK_EINVAL; CK_EDENIED if read-only; CK_EIO; CK_ENOMEM.
+ */
+CK_EXPORT int ck_slot_set_passphrase(ck_store *st, const char *pass, size_t len, ck_kdf_cost cost);
+
+/*
+ * ck_slot_set_key_file - add the key-file slot, or replace it.
+ *
+ * st    in: an open store (not read-only).
+ * path  in: the key file. With CK_INIT_CREATE_KEY_FILE in `flags` it is
+ *           created (32 random bytes, mode 0600) and must not exist yet;
+ *           otherwise it must exist and be safe (see ck_init).
+ *
+ * Returns CK_OK; CK_EEXIST if asked to create a file that exists; CK_EKEY if
+ * the file is unsafe or not 32 bytes; CK_EDENIED if read-only; CK_EIO.
+ */
+CK_EXPORT int ck_slot_set_key_file(ck_store *st, const char *path, unsigned int flags);
+
+/*
+ * ck_slot_remove - remove a slot. The last slot cannot be removed (that
+ * would make the store unopenable): CK_EDENIED. CK_ENOTFOUND if the store
+ * has no slot of that type.
+ */
+CK_EXPORT int ck_slot_remove(ck_store *st, ck_slot_type type);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define CK_STATS_VERSION 1
+
+/* Figures about a store. Start from CK_STATS_INIT. */
+typedef struct ck_stats {
+    unsigned int version; /* CK_STATS_VERSION */
+    uint32_t format;      /* store format version */
+    unsigned char store_id[CK_STORE_ID_BYTES];
+    uint64_t subjects;           /* subjects held */
+    uint64_t values;             /* sealed field values held */
+    uint64_t data_file_bytes;    /* size of the data environment's file */
+    uint64_t keyring_file_bytes; /* size of the keyring's file */
+    uint64_t map_bytes;          /* current LMDB map size */
+    uint64_t data_used_bytes;    /* pages in use in the data environment */
+    unsigned int slots;          /* bit (1 << ck_slot_type) per slot present */
+    uint32_t kdf_opslimit;       /* passphrase slot's Argon2id parameters */
+    uint64_t kdf_memlimit;       /*   (0 when there is no passphrase slot) */
+} ck_stats;
+
+#define CK_STATS_INIT                                                                              \
+    {                                                                                              \
+        CK_STATS_VERSION, 0, {0}, 0, 0, 0, 0, 0, 0, 0u, 0, 0                                       \
+    }
+
+/*
+ * ck_stats_get - fill `out` (whose version the caller set) with figures.
+ * Returns CK_OK; CK_EINVAL on a bad version; CK_EIO.
+ */
+CK_EXPORT int ck_stats_get(ck_stats *out, ck_store *st);
+
+/* ------------------------------------------------------------------------ */
+/* Values                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The type of a field, as the schema declares it. */
+typedef enum ck_type {
+    CK_TYPE_STRING = 1, /* UTF-8 text */
+    CK_TYPE_INT = 2,    /* signed 64-bit integer */
+    CK_TYPE_FLOAT = 3,  /* IEEE double, finite */
+    CK_TYPE_BOOL = 4,
+    CK_TYPE_DATE = 5,      /* calendar date, YYYY-MM-DD */
+    CK_TYPE_TIMESTAMP = 6, /* instant with the UTC offset it was written with */
+    CK_TYPE_BYTES = 7,     /* opaque bytes (base64 in JSON) */
+    CK_TYPE_LIST = 8       /* list of UTF-8 strings */
+} ck_type;
+
+/* A borrowed string: `len` bytes at `ptr`, not necessarily NUL-terminated. */
+typedef struct ck_str {
+    const char *ptr;
+    size_t len;
+} ck_str;
+
+/*
+ * ck_value - one typed value.
+ *
+ * Strings, bytes and list items point at memory owned by whoever made the
+ * value: the caller for values passed in; the result object for values
+ * returned by the library (valid until that result is freed).
+ */
+typedef struct ck_value {
+    ck_type type;
+    union {
+        ck_str str;   /* STRING and BYTES */
+        int64_t i;    /* INT */
+        double f;     /* FLOAT */
+        int b;        /* BOOL: 0 or 1 */
+        int32_t date; /* DATE: days since 1970-01-01 (proleptic Gregorian) */
+        struct {
+            int64_t sec;        /* seconds since 1970-01-01T00:00:00Z */
+            int32_t nsec;       /* 0 .. 999 999 999 */
+            int16_t offset_min; /* UTC offset written, -1439 .. 1439 */
+        } ts;                   /* TIMESTAMP */
+        struct {
+            const ck_str *items;
+            size_t count;
+        } list; /* LIST */
+    } u;
+} ck_value;
+
+/* Limits on a single value, enforced on write and on decode. */
+#define CK_VALUE_MAX_BYTES (1u << 20) /* a string, bytes or whole list */
+#define CK_LIST_MAX_ITEMS  1024u
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CKSTORE_H */
