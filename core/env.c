@@ -123,7 +123,14 @@ int ck_env__write(ck_store *st, ck_env *e, ck_txn_fn fn, void *ctx)
         }
         int rc = fn(st, txn, ctx);
         if (rc == CK_OK) {
-            mrc = ck_fault__hit("mdb_txn_commit") ? EIO : mdb_txn_commit(txn);
+            if (ck_fault__hit("mdb_txn_commit")) {
+                /* A failed commit frees the transaction (and releases the
+                 * writer mutex); the injected failure must do the same. */
+                mdb_txn_abort(txn);
+                mrc = EIO;
+            } else {
+                mrc = mdb_txn_commit(txn);
+            }
             txn = NULL; /* commit frees the transaction, even on failure */
             if (mrc != 0)
                 rc = ck_err__mdb(st, mrc, "cannot commit");

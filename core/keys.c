@@ -511,7 +511,14 @@ int ck_keys__create_key_file(ck_store *st, unsigned char out[CK_KEY_FILE_BYTES],
         return rc;
     }
     close(fd);
-    return sync_parent_dir(st, path);
+    rc = sync_parent_dir(st, path);
+    if (rc != CK_OK) {
+        /* Not durable, so not usable: the caller will not wrap a slot with
+         * it, and must not be left with a key file that opens nothing. */
+        unlink(path);
+        sodium_memzero(out, CK_KEY_FILE_BYTES);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
