@@ -1,0 +1,906 @@
+/*
+ * test_schema.c - the schema module: validation messages, the snapshot and
+ * its lookups, the stored record, apply (versions, field ids, force), and
+ * a schema applied by another process.
+ */
+/* ck-test: fast */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <sys/wait.h>
+
+#include "schema.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------------ */
+/* Fixtures and helpers                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fx {
+    char *root;
+    char dir[PATH_MAX];
+    char key[PATH_MAX];
+    ck_store *st;
+} fx;
+
+static ck_options key_opts(const fx *f)
+{
+    ck_options o = CK_OPTIONS_INIT;
+    o.key_file = f->key;
+    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
+    return o;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->root = tu_mkdtemp("schema");
+    tu_path(f->dir, sizeof f->dir, f->root, "store");
+    tu_path(f->key, sizeof f->key, f->root, "store.key");
+    ck_options o = key_opts(f);
+    if (ck_init(&f->st, f->dir, &o) != CK_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    ck_close(f->st);
+    tu_rmtree(f->root);
+    free(f->root);
+    free(f);
+    return 0;
+}
+
+/* The example schema of the repository (examples/schema.json). */
+static char *example_json(size_t *len)
+{
+    const char *src = getenv("CK_SOURCE_DIR");
+    char p[PATH_MAX];
+    tu_path(p, sizeof p, src != NULL ? src : ".", "examples/schema.json");
+    char *s = (char *)tu_read_file(p, len);
+    assert_non_null(s);
+    return s;
+}
+
+static int apply(ck_store *st, const char *json, unsigned flags, ck_schema_apply_result *r)
+{
+    return ck_schema_apply(st, json, strlen(json), flags, r);
+}
+
+/* Parse without a store; expect failure with exactly `msg`. */
+static void expect_invalid(const char *json, const char *msg)
+{
+    char err[CK_ERRMSG_MAX];
+    ck_schema *s = NULL;
+    int rc = ck_schema__from_json(&s, NULL, json, strlen(json), err, sizeof err);
+    if (rc != CK_EINVAL || strcmp(err, msg) != 0)
+        fail_msg("schema %s\n  rc %d, message: %s\n  expected:     %s", json, rc, err, msg);
+    assert_null(s);
+}
+
+static ck_schema *parse_ok(const char *json)
+{
+    char err[CK_ERRMSG_MAX];
+    ck_schema *s = NULL;
+    int rc = ck_schema__from_json(&s, NULL, json, strlen(json), err, sizeof err);
+    if (rc != CK_OK)
+        fail_msg("schema %s\n  rc %d, message: %s", json, rc, err);
+    return s;
+}
+
+static bool has_name(const ck_schema_names *n, const char *name)
+{
+    for (size_t i = 0; i < n->count; i++)
+        if (strcmp(n->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static uint16_t field_id(ck_store *st, const char *name)
+{
+    MDB_txn *t;
+    ck_schema *s;
+    assert_int_equal(ck_env__read_begin(st, &st->data, &t), CK_OK);
+    assert_int_equal(ck_schema__get(&s, st, t), CK_OK);
+    ck_env__read_end(&st->data, t);
+    const ck_schema_field *f = ck_schema__field(s, name, strlen(name));
+    uint16_t id = f != NULL ? f->id : 0;
+    ck_schema__release(s);
+    return id;
+}
+
+/* Write one value for a new subject (as test_store.c does). */
+typedef struct put_ctx {
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    unsigned char dk[32];
+    uint16_t field;
+    const ck_value *v;
+} put_ctx;
+
+static int key_txn(ck_store *st, MDB_txn *txn, void *ctx)
+{
+    put_ctx *c = ctx;
+    return ck_keyring__create(st, txn, c->sid, c->dk);
+}
+
+static int put_txn(ck_store *st, MDB_txn *txn, void *ctx)
+{
+    put_ctx *c = ctx;
+    ck_buf scratch = CK_BUF_SECURE_INIT;
+    int rc = ck_seal__put(st, txn, c->sid, c->field, c->dk, c->v, &scratch);
+    ck_buf__free(&scratch);
+    return rc;
+}
+
+static void put_value(ck_store *st, uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field,
+                      const ck_value *v)
+{
+    put_ctx c;
+    randombytes_buf(c.sid, sizeof c.sid);
+    c.field = field;
+    c.v = v;
+    assert_int_equal(ck_env__write(st, &st->keyring, key_txn, &c), CK_OK);
+    assert_int_equal(ck_env__write(st, &st->data, put_txn, &c), CK_OK);
+    if (sid != NULL)
+        memcpy(sid, c.sid, sizeof c.sid);
+}
+
+static uint64_t value_count(ck_store *st)
+{
+    ck_stats s = CK_STATS_INIT;
+    assert_int_equal(ck_stats_get(&s, st), CK_OK);
+    return s.values;
+}
+
+/* A small schema in which one word can be swapped. */
+#define F_EMAIL "\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\",\"identifying\":true}"
+#define F_BIRTH "\"birth_date\":{\"type\":\"date\",\"sensitivity\":\"personal\"}"
+#define F_CITY  "\"city\":{\"type\":\"string\",\"sensitivity\":\"personal\"}"
+#define F_SPEND "\"spend\":{\"type\":\"int\",\"sensitivity\":\"personal\"}"
+#define FIELDS  "\"fields\":{" F_EMAIL "," F_BIRTH "," F_CITY "," F_SPEND "}"
+#define P_HEAD  "\"basis\":\"consent\",\"description\":\"d\",\"benefit\":\"b\""
+/* A schema with FIELDS and one purpose "x" whose body continues `rest`. */
+#define WITH_X(rest) "{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD "," rest "}}}"
+
+/* ------------------------------------------------------------------------ */
+/* Validation: one test per kind of error, with its exact message           */
+/* ------------------------------------------------------------------------ */
+
+static void test_invalid_top_level(void **state)
+{
+    (void)state;
+    expect_invalid("", "schema: the file is empty");
+    expect_invalid("{}", "fields: missing (a schema needs at least one field)");
+    expect_invalid("{\"fields\":{}}", "fields: a schema needs at least one field");
+    expect_invalid("[]", "schema: expected an object {\"fields\": {...}, \"purposes\": {...}}");
+    expect_invalid("{\"fields\":[]}", "fields: expected an object {\"name\": {\"type\": ...}}");
+    expect_invalid("{" FIELDS ",\"colour\":1}", "colour: unknown key (expected fields, purposes)");
+    expect_invalid("{" FIELDS ",\"purposes\":[]}",
+                   "purposes: expected an object {\"name\": {\"basis\": ...}}");
+    expect_invalid("{" FIELDS ",\"version\":\"one\"}",
+                   "version: expected a non-negative integer (it is ignored)");
+}
+
+static void test_invalid_json_syntax(void **state)
+{
+    (void)state;
+    char err[CK_ERRMSG_MAX];
+    ck_schema *s = NULL;
+    const char *j = "{\"fields\":\n  {\"email\": }}";
+    assert_int_equal(ck_schema__from_json(&s, NULL, j, strlen(j), err, sizeof err), CK_EINVAL);
+    assert_null(s);
+    assert_true(strncmp(err, "line 2, column ", 15) == 0);
+    /* Duplicate keys are refused, not silently merged. */
+    j = "{" FIELDS ",\"fields\":{" F_CITY "}}";
+    assert_int_equal(ck_schema__from_json(&s, NULL, j, strlen(j), err, sizeof err), CK_EINVAL);
+    assert_non_null(strstr(err, "duplicate object key"));
+    assert_true(strncmp(err, "line 1, column ", 15) == 0);
+}
+
+static void test_invalid_field(void **state)
+{
+    (void)state;
+    expect_invalid("{\"fields\":{\"Email\":{\"type\":\"string\",\"sensitivity\":\"personal\"}}}",
+                   "fields: invalid field name \"Email\" (1 to 64 bytes of a-z, 0-9, '_', '.', "
+                   "'-')");
+    expect_invalid("{\"fields\":{\"email\":\"string\"}}",
+                   "fields.email: expected an object with \"type\" and \"sensitivity\"");
+    expect_invalid("{\"fields\":{\"email\":{\"type\":\"strng\",\"sensitivity\":\"personal\"}}}",
+                   "fields.email.type: unknown type \"strng\" (expected string, int, float, bool, "
+                   "date, timestamp, bytes, list)");
+    expect_invalid("{\"fields\":{\"email\":{\"sensitivity\":\"personal\"}}}",
+                   "fields.email.type: missing (expected string, int, float, bool, date, "
+                   "timestamp, bytes, list)");
+    expect_invalid("{\"fields\":{\"email\":{\"type\":1,\"sensitivity\":\"personal\"}}}",
+                   "fields.email.type: expected a string (string, int, float, bool, date, "
+                   "timestamp, bytes, list)");
+    expect_invalid("{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"secret\"}}}",
+                   "fields.email.sensitivity: unknown sensitivity \"secret\" (expected public, "
+                   "personal, sensitive, special)");
+    expect_invalid("{\"fields\":{\"email\":{\"type\":\"string\"}}}",
+                   "fields.email.sensitivity: missing (expected public, personal, sensitive, "
+                   "special)");
+    expect_invalid("{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"public\","
+                   "\"identifying\":\"yes\"}}}",
+                   "fields.email.identifying: expected true or false");
+    expect_invalid("{\"fields\":{\"age\":{\"type\":\"int\",\"sensitivity\":\"public\","
+                   "\"identifying\":true}}}",
+                   "fields.age.identifying: only a string field can be identifying");
+    expect_invalid("{\"fields\":{\"age\":{\"type\":\"int\",\"sensitivity\":\"public\","
+                   "\"retention_days\":-1}}}",
+                   "fields.age.retention_days: expected an integer from 0 to 36500");
+    expect_invalid("{\"fields\":{\"age\":{\"type\":\"int\",\"sensitivity\":\"public\","
+                   "\"retention_days\":1.5}}}",
+                   "fields.age.retention_days: expected an integer from 0 to 36500");
+    expect_invalid("{\"fields\":{\"age\":{\"type\":\"int\",\"sensitivity\":\"public\","
+                   "\"colour\":\"red\"}}}",
+                   "fields.age.colour: unknown key (expected type, sensitivity, identifying, "
+                   "retention_days)");
+}
+
+static void test_invalid_names_and_limits(void **state)
+{
+    (void)state;
+    char name[80], json[512];
+    memset(name, 'a', 65);
+    name[65] = '\0';
+    snprintf(json, sizeof json,
+             "{\"fields\":{\"%s\":{\"type\":\"int\",\"sensitivity\":\"public\"}}}", name);
+    expect_invalid(json, "fields: invalid field name \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" (1 to "
+                         "64 bytes of a-z, 0-9, '_', '.', '-')");
+    /* 64 bytes is fine. */
+    name[64] = '\0';
+    snprintf(json, sizeof json,
+             "{\"fields\":{\"%s\":{\"type\":\"int\",\"sensitivity\":\"public\"}}}", name);
+    ck_schema__release(parse_ok(json));
+
+    /* 1025 fields. */
+    size_t cap = 1100 * 80, o = 0;
+    char *big = malloc(cap);
+    o += (size_t)snprintf(big + o, cap - o, "{\"fields\":{");
+    for (int i = 0; i < 1025; i++)
+        o += (size_t)snprintf(big + o, cap - o,
+                              "%s\"f%d\":{\"type\":\"int\",\"sensitivity\":\"public\"}",
+                              i > 0 ? "," : "", i);
+    snprintf(big + o, cap - o, "}}");
+    expect_invalid(big, "fields: more than 1024 fields");
+    free(big);
+
+    expect_invalid("{" FIELDS ",\"purposes\":{\"X\":{}}}",
+                   "purposes: invalid purpose name \"X\" (1 to 64 bytes of a-z, 0-9, '_', '.', "
+                   "'-')");
+}
+
+static void test_invalid_purpose(void **state)
+{
+    (void)state;
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":[]}}", "purposes.x: expected an object");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{\"description\":\"d\",\"benefit\":\"b\","
+                   "\"fields\":[\"email\"]}}}",
+                   "purposes.x.basis: missing (expected consent, contract, legal_obligation, "
+                   "legitimate_interest)");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{\"basis\":\"whim\"}}}",
+                   "purposes.x.basis: unknown basis \"whim\" (expected consent, contract, "
+                   "legal_obligation, legitimate_interest)");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{\"basis\":\"consent\",\"benefit\":\"b\"}}}",
+                   "purposes.x.description: missing (every purpose says, in plain language, what "
+                   "the data serve)");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{\"basis\":\"consent\",\"description\":\"\"}}}",
+                   "purposes.x.description: must not be empty");
+    expect_invalid("{" FIELDS
+                   ",\"purposes\":{\"x\":{\"basis\":\"consent\",\"description\":\"d\"}}}",
+                   "purposes.x.benefit: missing (every purpose says, in plain language, what the "
+                   "customer gains)");
+    char *big = malloc(2000), *json = malloc(4000);
+    memset(big, 'z', 1025);
+    big[1025] = '\0';
+    snprintf(json, 4000,
+             "{" FIELDS ",\"purposes\":{\"x\":{\"basis\":\"consent\","
+             "\"description\":\"%s\"}}}",
+             big);
+    expect_invalid(json, "purposes.x.description: longer than 1024 bytes");
+    free(big);
+    free(json);
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD "}}}",
+                   "purposes.x.fields: missing (the fields this purpose may use)");
+    expect_invalid(WITH_X("\"fields\":[]"),
+                   "purposes.x.fields: a purpose needs at least one field");
+    expect_invalid(WITH_X("\"fields\":\"email\""),
+                   "purposes.x.fields: expected an array of field names");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"marketing.email\":{" P_HEAD
+                   ",\"fields\":[\"city\",\"emial\"]}}}",
+                   "purposes.marketing.email.fields[1]: unknown field \"emial\"");
+    expect_invalid(WITH_X("\"fields\":[\"email\",3]"),
+                   "purposes.x.fields[1]: expected a field name");
+    expect_invalid(WITH_X("\"fields\":[\"email\",\"city\",\"email\"]"),
+                   "purposes.x.fields[2]: field \"email\" is listed twice");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"why\":1"),
+                   "purposes.x.why: unknown key (expected basis, description, benefit, fields, "
+                   "minimize, channel)");
+}
+
+static void test_invalid_minimize(void **state)
+{
+    (void)state;
+    expect_invalid("{" FIELDS ",\"purposes\":{\"analytics\":{" P_HEAD
+                   ",\"fields\":[\"birth_date\"],\"minimize\":{\"birth_date\":\"yeer\"}}}}",
+                   "purposes.analytics.minimize.birth_date: unknown minimisation \"yeer\" "
+                   "(expected year, prefix:N, domain, band:E1,E2,...)");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"minimize\":{\"city\":\"prefix:2\"}"),
+                   "purposes.x.minimize.city: field is not in the purpose's fields");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"minimize\":{\"town\":\"prefix:2\"}"),
+                   "purposes.x.minimize.town: unknown field");
+    expect_invalid(WITH_X("\"fields\":[\"city\"],\"minimize\":{\"city\":\"year\"}"),
+                   "purposes.x.minimize.city: \"year\" needs a date or timestamp field");
+    expect_invalid(WITH_X("\"fields\":[\"spend\"],\"minimize\":{\"spend\":\"prefix:2\"}"),
+                   "purposes.x.minimize.spend: \"prefix\" needs a string field");
+    expect_invalid(WITH_X("\"fields\":[\"birth_date\"],\"minimize\":{\"birth_date\":\"domain\"}"),
+                   "purposes.x.minimize.birth_date: \"domain\" needs a string field");
+    expect_invalid(WITH_X("\"fields\":[\"city\"],\"minimize\":{\"city\":\"band:1,2\"}"),
+                   "purposes.x.minimize.city: \"band\" needs an int or float field");
+    expect_invalid(WITH_X("\"fields\":[\"city\"],\"minimize\":{\"city\":\"prefix:0\"}"),
+                   "purposes.x.minimize.city: \"prefix:N\" needs N from 1 to 32");
+    expect_invalid(WITH_X("\"fields\":[\"city\"],\"minimize\":{\"city\":\"prefix:33\"}"),
+                   "purposes.x.minimize.city: \"prefix:N\" needs N from 1 to 32");
+    expect_invalid(WITH_X("\"fields\":[\"city\"],\"minimize\":{\"city\":\"prefix\"}"),
+                   "purposes.x.minimize.city: \"prefix:N\" needs N from 1 to 32");
+    expect_invalid(WITH_X("\"fields\":[\"spend\"],\"minimize\":{\"spend\":\"band:5,5\"}"),
+                   "purposes.x.minimize.spend: band edges must be integers in strictly "
+                   "ascending order");
+    expect_invalid(WITH_X("\"fields\":[\"spend\"],\"minimize\":{\"spend\":\"band:1,x\"}"),
+                   "purposes.x.minimize.spend: band edges must be integers in strictly "
+                   "ascending order");
+    expect_invalid(WITH_X("\"fields\":[\"spend\"],\"minimize\":{\"spend\":\"band:\"}"),
+                   "purposes.x.minimize.spend: \"band:E1,E2,...\" needs at least one edge");
+    expect_invalid(WITH_X("\"fields\":[\"spend\"],\"minimize\":{\"spend\":2}"),
+                   "purposes.x.minimize.spend: expected a string (year, prefix:N, domain, "
+                   "band:E1,E2,...)");
+    /* 65 edges. */
+    char edges[1024], json[2048];
+    size_t o = (size_t)snprintf(edges, sizeof edges, "band:");
+    for (int i = 0; i < 65; i++)
+        o += (size_t)snprintf(edges + o, sizeof edges - o, "%s%d", i > 0 ? "," : "", i);
+    snprintf(json, sizeof json, WITH_X("\"fields\":[\"spend\"],\"minimize\":{\"spend\":\"%s\"}"),
+             edges);
+    expect_invalid(json, "purposes.x.minimize.spend: more than 64 band edges");
+    /* Negative edges and the extremes of int64 are fine. */
+    ck_schema *s = parse_ok(WITH_X("\"fields\":[\"spend\"],\"minimize\":{\"spend\":"
+                                   "\"band:-9223372036854775808,-5,0,9223372036854775807\"}"));
+    const ck_schema_purpose *p = ck_schema__purpose(s, "x", 1);
+    assert_non_null(p);
+    assert_int_equal(p->min[0].kind, CK_MIN_BAND);
+    assert_int_equal(p->min[0].nedges, 4);
+    assert_true(p->min[0].edges[0] == INT64_MIN);
+    assert_true(p->min[0].edges[3] == INT64_MAX);
+    ck_schema__release(s);
+}
+
+static void test_invalid_channel(void **state)
+{
+    (void)state;
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":{\"type\":\"fax\",\"field\":"
+                          "\"email\",\"cap\":{\"count\":1,\"days\":1}}"),
+                   "purposes.x.channel.type: unknown channel type \"fax\" (expected email, sms, "
+                   "phone, post)");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
+                          "\"city\",\"cap\":{\"count\":1,\"days\":1}}"),
+                   "purposes.x.channel.field: field is not in the purpose's fields");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
+                          "\"mail\",\"cap\":{\"count\":1,\"days\":1}}"),
+                   "purposes.x.channel.field: unknown field \"mail\"");
+    expect_invalid(WITH_X("\"fields\":[\"spend\"],\"channel\":{\"type\":\"sms\",\"field\":"
+                          "\"spend\",\"cap\":{\"count\":1,\"days\":1}}"),
+                   "purposes.x.channel.field: a channel needs a string field");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
+                          "\"email\"}"),
+                   "purposes.x.channel.cap: missing (the pressure cap: {\"count\": N, \"days\": "
+                   "D})");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
+                          "\"email\",\"cap\":{\"count\":0,\"days\":30}}"),
+                   "purposes.x.channel.cap.count: expected an integer from 1 to 1000");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
+                          "\"email\",\"cap\":{\"count\":2}}"),
+                   "purposes.x.channel.cap.days: missing (expected an integer from 1 to 3660)");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
+                          "\"email\",\"cap\":{\"count\":2,\"days\":3,\"burst\":1}}"),
+                   "purposes.x.channel.cap.burst: unknown key (expected count, days)");
+    expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":\"email\""),
+                   "purposes.x.channel: expected an object with \"type\", \"field\" and \"cap\"");
+}
+
+/* ------------------------------------------------------------------------ */
+/* The snapshot, its lookups and its record                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_example_lookups(void **state)
+{
+    (void)state;
+    size_t len;
+    char *json = example_json(&len);
+    char err[CK_ERRMSG_MAX];
+    ck_schema *s = NULL;
+    assert_int_equal(ck_schema__from_json(&s, NULL, json, len, err, sizeof err), CK_OK);
+    assert_int_equal(s->version, 1);
+    assert_int_equal(s->nfields, 11);
+    assert_int_equal(s->npurposes, 5);
+    assert_int_equal(s->next_field_id, 12);
+    /* Ids in the order of the file. */
+    const ck_schema_field *email = ck_schema__field(s, "email", 5);
+    assert_non_null(email);
+    assert_int_equal(email->id, 1);
+    assert_true(email->identifying);
+    assert_ptr_equal(ck_schema__field_by_id(s, 1), email);
+    assert_null(ck_schema__field(s, "emai", 4));
+    assert_null(ck_schema__field_by_id(s, 12));
+    const ck_schema_field *allergies = ck_schema__field(s, "allergies", 9);
+    assert_int_equal(allergies->sensitivity, CK_SENS_SPECIAL);
+    assert_int_equal(ck_schema__field(s, "birth_date", 10)->retention_days, 1095);
+    assert_int_equal(ck_schema__field(s, "interests", 9)->type, CK_TYPE_LIST);
+
+    const ck_schema_purpose *m = ck_schema__purpose(s, "marketing.email", 15);
+    assert_non_null(m);
+    assert_int_equal(m->basis, CK_BASIS_CONSENT);
+    assert_int_equal(m->channel.type, CK_CHANNEL_EMAIL);
+    assert_int_equal(m->channel.field_id, email->id);
+    assert_int_equal(m->channel.cap_count, 2);
+    assert_int_equal(m->channel.cap_days, 30);
+    const ck_schema_purpose *svc = ck_schema__purpose(s, "service", 7);
+    assert_int_equal(svc->basis, CK_BASIS_CONTRACT);
+    assert_int_equal(svc->nfields, 10);
+    assert_true(ck_schema__purpose_field(svc, allergies->id) < 0);
+    const ck_schema_purpose *a = ck_schema__purpose(s, "analytics", 9);
+    int at = ck_schema__purpose_field(a, ck_schema__field(s, "postal_code", 11)->id);
+    assert_true(at >= 0);
+    assert_int_equal(a->min[at].kind, CK_MIN_PREFIX);
+    assert_int_equal(a->min[at].prefix, 2);
+    assert_null(ck_schema__purpose(s, "marketing", 9));
+    /* Sorted by name. */
+    for (uint32_t i = 1; i < s->nfields; i++)
+        assert_true(strcmp(s->fields[i - 1].name, s->fields[i].name) < 0);
+    for (uint32_t i = 1; i < s->npurposes; i++)
+        assert_true(strcmp(s->purposes[i - 1].name, s->purposes[i].name) < 0);
+    ck_schema__release(s);
+    free(json);
+}
+
+static void test_record_round_trip_and_hostile(void **state)
+{
+    (void)state;
+    size_t len;
+    char *json = example_json(&len);
+    char err[CK_ERRMSG_MAX];
+    ck_schema *s = NULL, *d = NULL;
+    assert_int_equal(ck_schema__from_json(&s, NULL, json, len, err, sizeof err), CK_OK);
+    ck_buf a = CK_BUF_INIT, b = CK_BUF_INIT, ja = CK_BUF_INIT, jb = CK_BUF_INIT;
+    assert_int_equal(ck_schema__encode(&a, s), CK_OK);
+    assert_int_equal(ck_schema__decode(&d, a.p, a.len), CK_OK);
+    assert_int_equal(ck_schema__encode(&b, d), CK_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    assert_int_equal(ck_schema__to_json(&ja, s), CK_OK);
+    assert_int_equal(ck_schema__to_json(&jb, d), CK_OK);
+    assert_int_equal(ja.len, jb.len);
+    assert_memory_equal(ja.p, jb.p, ja.len);
+    ck_schema__release(d);
+
+    /* Every truncation, and every single-byte change, is refused or gives a
+     * consistent snapshot: never a crash (ASan/valgrind watch). */
+    for (size_t n = 0; n < a.len; n++) {
+        assert_int_equal(ck_schema__decode(&d, a.p, n), CK_EFORMAT);
+        assert_null(d);
+    }
+    for (size_t i = 0; i < a.len; i++) {
+        uint8_t saved = a.p[i];
+        for (unsigned x = 1; x < 256; x <<= 1) {
+            a.p[i] = (uint8_t)(saved ^ x);
+            int rc = ck_schema__decode(&d, a.p, a.len);
+            assert_true(rc == CK_OK || rc == CK_EFORMAT);
+            if (rc == CK_OK) {
+                for (uint32_t k = 0; k < d->npurposes; k++)
+                    for (uint32_t j = 0; j < d->purposes[k].nfields; j++)
+                        assert_non_null(ck_schema__field_by_id(d, d->purposes[k].field_ids[j]));
+                ck_schema__release(d);
+            }
+        }
+        a.p[i] = saved;
+    }
+    /* Trailing bytes. */
+    uint8_t zero = 0;
+    assert_int_equal(ck_buf__append(&a, &zero, 1), CK_OK);
+    assert_int_equal(ck_schema__decode(&d, a.p, a.len), CK_EFORMAT);
+
+    ck_buf__free(&a);
+    ck_buf__free(&b);
+    ck_buf__free(&ja);
+    ck_buf__free(&jb);
+    ck_schema__release(s);
+    free(json);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Apply                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void test_no_schema_yet(void **state)
+{
+    fx *f = *state;
+    char *out = (char *)1;
+    uint32_t v = 99;
+    assert_int_equal(ck_schema_get_json(&out, f->st), CK_ENOTFOUND);
+    assert_null(out);
+    assert_string_equal(ck_errmsg(f->st), "no schema has been applied to this store");
+    assert_int_equal(ck_schema_version(&v, f->st), CK_OK);
+    assert_int_equal(v, 0);
+}
+
+static void test_apply_show_round_trip(void **state)
+{
+    fx *f = *state;
+    size_t len;
+    char *json = example_json(&len);
+    ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
+    assert_int_equal(ck_schema_apply(f->st, json, len, 0, &r), CK_OK);
+    assert_int_equal(r.schema_version, 1);
+    assert_int_equal(r.changed, 1);
+    assert_int_equal(r.fields_added.count, 11);
+    assert_int_equal(r.purposes_added.count, 5);
+    assert_int_equal(r.fields_removed.count, 0);
+    assert_string_equal(r.fields_added.names[0], "allergies"); /* name order */
+    assert_true(has_name(&r.purposes_added, "marketing.email"));
+    ck_schema_apply_result_free(&r);
+    assert_null(r.priv_);
+
+    char *shown = NULL;
+    assert_int_equal(ck_schema_get_json(&shown, f->st), CK_OK);
+    json_error_t je;
+    json_t *j = json_loads(shown, 0, &je);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 1);
+    json_t *email = json_object_get(json_object_get(j, "fields"), "email");
+    assert_string_equal(json_string_value(json_object_get(email, "type")), "string");
+    assert_true(json_is_true(json_object_get(email, "identifying")));
+    json_t *an = json_object_get(json_object_get(j, "purposes"), "analytics");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(an, "minimize"), "total_spend_cents")),
+        "band:5000,20000,100000");
+    assert_string_equal(json_string_value(json_object_get(an, "basis")), "legitimate_interest");
+    json_t *me = json_object_get(json_object_get(j, "purposes"), "marketing.email");
+    json_t *cap = json_object_get(json_object_get(me, "channel"), "cap");
+    assert_int_equal(json_integer_value(json_object_get(cap, "count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(cap, "days")), 30);
+    json_decref(j);
+
+    /* What show prints applies back as the same schema: no new version. */
+    unsigned char before[32], after[32];
+    tu_digest_dir(before, f->dir);
+    assert_int_equal(apply(f->st, shown, 0, &r), CK_OK);
+    assert_int_equal(r.changed, 0);
+    assert_int_equal(r.schema_version, 1);
+    ck_schema_apply_result_free(&r);
+    tu_digest_dir(after, f->dir);
+    assert_memory_equal(before, after, 32);
+    ck_free(shown);
+
+    /* And it survives closing and opening the store. */
+    ck_close(f->st);
+    ck_options o = key_opts(f);
+    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
+    char *again = NULL;
+    assert_int_equal(ck_schema_get_json(&again, f->st), CK_OK);
+    assert_non_null(strstr(again, "\"version\":1"));
+    ck_free(again);
+    assert_int_equal(field_id(f->st, "email"), 1);
+    free(json);
+}
+
+static void test_versions_and_ids(void **state)
+{
+    fx *f = *state;
+    ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
+    uint32_t v;
+    const char *s1 = "{\"fields\":{" F_EMAIL "," F_CITY "}}";
+    assert_int_equal(apply(f->st, s1, 0, &r), CK_OK);
+    assert_int_equal(r.schema_version, 1);
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(field_id(f->st, "email"), 1);
+    assert_int_equal(field_id(f->st, "city"), 2);
+
+    /* Identical (other order, other spacing): no new version. */
+    assert_int_equal(apply(f->st, "{ \"fields\": {" F_CITY ",  " F_EMAIL "} }", 0, &r), CK_OK);
+    assert_int_equal(r.changed, 0);
+    assert_int_equal(r.schema_version, 1);
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(ck_schema_version(&v, f->st), CK_OK);
+    assert_int_equal(v, 1);
+
+    /* Adding a field keeps the ids of the others. */
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_SPEND "," F_EMAIL "," F_CITY "}}", 0, &r),
+                     CK_OK);
+    assert_int_equal(r.schema_version, 2);
+    assert_int_equal(r.fields_added.count, 1);
+    assert_string_equal(r.fields_added.names[0], "spend");
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(field_id(f->st, "email"), 1);
+    assert_int_equal(field_id(f->st, "city"), 2);
+    assert_int_equal(field_id(f->st, "spend"), 3);
+
+    /* Removing a field without data is free; re-adding it gives a new id. */
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "," F_CITY "}}", 0, &r), CK_OK);
+    assert_int_equal(r.schema_version, 3);
+    assert_int_equal(r.fields_removed.count, 1);
+    assert_string_equal(r.fields_removed.names[0], "spend");
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "," F_CITY "," F_SPEND "}}", 0, &r),
+                     CK_OK);
+    assert_int_equal(r.schema_version, 4);
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(field_id(f->st, "spend"), 4);
+
+    /* Changing a field's attributes and a purpose: reported as changed. */
+    assert_int_equal(apply(f->st,
+                           "{\"fields\":{" F_EMAIL "," F_SPEND
+                           ",\"city\":{\"type\":\"string\",\"sensitivity\":\"public\"}},"
+                           "\"purposes\":{\"p\":{" P_HEAD ",\"fields\":[\"city\"]}}}",
+                           0, &r),
+                     CK_OK);
+    assert_int_equal(r.schema_version, 5);
+    assert_int_equal(r.fields_changed.count, 1);
+    assert_string_equal(r.fields_changed.names[0], "city");
+    assert_int_equal(r.purposes_added.count, 1);
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(field_id(f->st, "city"), 2);
+    assert_int_equal(apply(f->st,
+                           "{\"fields\":{" F_EMAIL "," F_SPEND
+                           ",\"city\":{\"type\":\"string\",\"sensitivity\":\"public\"}},"
+                           "\"purposes\":{\"p\":{" P_HEAD ",\"fields\":[\"city\",\"email\"]}}}",
+                           0, &r),
+                     CK_OK);
+    assert_int_equal(r.schema_version, 6);
+    assert_int_equal(r.purposes_changed.count, 1);
+    assert_string_equal(r.purposes_changed.names[0], "p");
+    assert_int_equal(r.fields_changed.count, 0);
+    ck_schema_apply_result_free(&r);
+
+    /* The result is optional. */
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "}}", 0, NULL), CK_OK);
+    assert_int_equal(ck_schema_version(&v, f->st), CK_OK);
+    assert_int_equal(v, 7);
+}
+
+static void test_remove_field_with_data(void **state)
+{
+    fx *f = *state;
+    ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
+    const char *full = "{\"fields\":{" F_EMAIL "," F_CITY "," F_SPEND "}}";
+    assert_int_equal(apply(f->st, full, 0, NULL), CK_OK);
+    uint16_t city = field_id(f->st, "city"), spend = field_id(f->st, "spend");
+    ck_value vs = {.type = CK_TYPE_STRING, .u.str = {"Lyon", 4}};
+    ck_value vi = {.type = CK_TYPE_INT, .u.i = 4200};
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    put_value(f->st, sid, city, &vs);
+    put_value(f->st, NULL, spend, &vi);
+    put_value(f->st, NULL, spend, &vi);
+    put_value(f->st, NULL, field_id(f->st, "email"), &vs);
+    assert_int_equal(value_count(f->st), 4);
+
+    /* Removing city: refused, with the count, and nothing changes. */
+    unsigned char before[32], after[32];
+    tu_digest_dir(before, f->dir);
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "," F_SPEND "}}", 0, &r), CK_EDENIED);
+    assert_string_equal(ck_errmsg(f->st),
+                        "fields.city: 1 subject holds a value for this field; removing it would "
+                        "delete it: apply with force to do so");
+    assert_null(r.priv_);
+    /* Retyping spend (int -> float): refused, naming the two subjects. */
+    assert_int_equal(apply(f->st,
+                           "{\"fields\":{" F_EMAIL "," F_CITY
+                           ",\"spend\":{\"type\":\"float\",\"sensitivity\":\"personal\"}}}",
+                           0, &r),
+                     CK_EDENIED);
+    assert_string_equal(ck_errmsg(f->st),
+                        "fields.spend: 2 subjects hold a value for this field; changing its type "
+                        "would delete them: apply with force to do so");
+    /* Both at once: the first in name order, and how many more. */
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "}}", 0, &r), CK_EDENIED);
+    assert_string_equal(ck_errmsg(f->st),
+                        "fields.city: 1 subject holds a value for this field; removing it would "
+                        "delete it (and 1 more field hold values): apply with force to do so");
+    tu_digest_dir(after, f->dir);
+    assert_memory_equal(before, after, 32);
+    uint32_t v;
+    assert_int_equal(ck_schema_version(&v, f->st), CK_OK);
+    assert_int_equal(v, 1);
+
+    /* Forced: applied, the values deleted. */
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "," F_SPEND "}}", CK_SCHEMA_FORCE, &r),
+                     CK_OK);
+    assert_int_equal(r.schema_version, 2);
+    assert_int_equal(r.values_deleted, 1);
+    assert_int_equal(r.fields_removed.count, 1);
+    assert_string_equal(r.fields_removed.names[0], "city");
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(value_count(f->st), 3);
+
+    assert_int_equal(apply(f->st,
+                           "{\"fields\":{" F_EMAIL
+                           ",\"spend\":{\"type\":\"float\",\"sensitivity\":\"personal\"}}}",
+                           CK_SCHEMA_FORCE, &r),
+                     CK_OK);
+    assert_int_equal(r.schema_version, 3);
+    assert_int_equal(r.values_deleted, 2);
+    assert_int_equal(r.fields_retyped.count, 1);
+    assert_string_equal(r.fields_retyped.names[0], "spend");
+    assert_int_equal(r.fields_added.count, 0);
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(value_count(f->st), 1); /* email's stays */
+    /* A retyped field gets a fresh id: old records can never be read as
+     * the new type. */
+    assert_int_equal(field_id(f->st, "spend"), 4);
+}
+
+static void test_invalid_changes_nothing(void **state)
+{
+    fx *f = *state;
+    size_t len;
+    char *json = example_json(&len);
+    assert_int_equal(ck_schema_apply(f->st, json, len, 0, NULL), CK_OK);
+    unsigned char before[32], after[32];
+    tu_digest_dir(before, f->dir);
+    ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
+    const char *bad = "{\"fields\":{\"email\":{\"type\":\"strng\",\"sensitivity\":\"personal\"}}}";
+    assert_int_equal(apply(f->st, bad, 0, &r), CK_EINVAL);
+    assert_string_equal(ck_errmsg(f->st),
+                        "fields.email.type: unknown type \"strng\" (expected string, int, float, "
+                        "bool, date, timestamp, bytes, list)");
+    assert_int_equal(r.changed, 0);
+    ck_schema_apply_result_free(&r);
+    assert_int_equal(apply(f->st, "{", CK_SCHEMA_FORCE, NULL), CK_EINVAL);
+    assert_int_equal(ck_schema_apply(f->st, "", 0, 0, NULL), CK_EINVAL);
+    assert_int_equal(apply(f->st, "{}", 0x80, NULL), CK_EINVAL);
+    tu_digest_dir(after, f->dir);
+    assert_memory_equal(before, after, 32);
+    free(json);
+}
+
+static void test_read_only_refused(void **state)
+{
+    fx *f = *state;
+    ck_close(f->st);
+    ck_options o = key_opts(f);
+    o.flags = CK_OPEN_RDONLY;
+    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "}}", 0, NULL), CK_EDENIED);
+}
+
+/* Overwrite one byte of the stored record of version 1. */
+static int tamper_txn(ck_store *st, MDB_txn *txn, void *ctx)
+{
+    (void)ctx;
+    uint8_t key[5] = {'v', 0, 0, 0, 1};
+    MDB_val k = {sizeof key, key}, v;
+    if (mdb_get(txn, st->dbi_schema, &k, &v) != 0)
+        return CK_EINTERNAL;
+    uint8_t *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[v.mv_size / 2] ^= 1;
+    MDB_val nv = {v.mv_size, copy};
+    int mrc = mdb_put(txn, st->dbi_schema, &k, &nv, 0);
+    free(copy);
+    return mrc == 0 ? CK_OK : CK_EINTERNAL;
+}
+
+static void test_tampered_record(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "}}", 0, NULL), CK_OK);
+    assert_int_equal(ck_env__write(f->st, &f->st->data, tamper_txn, NULL), CK_OK);
+    ck_close(f->st);
+    ck_options o = key_opts(f);
+    f->st = NULL;
+    char err[CK_ERRMSG_MAX] = "";
+    o.errbuf = err;
+    o.errbuf_max = sizeof err;
+    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_EINTEGRITY);
+    assert_string_equal(err, "schema version 1 does not authenticate (tampered, or from another "
+                             "store or version)");
+}
+
+/* Another process applies a schema; this one sees it at its next
+ * ck_schema__get. Each process opens the store itself. */
+static void test_other_process_applies(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "}}", 0, NULL), CK_OK);
+    ck_close(f->st);
+    f->st = NULL;
+
+    int go[2], done[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(done), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char b;
+        close(go[1]);
+        close(done[0]);
+        if (read(go[0], &b, 1) != 1)
+            _exit(10);
+        ck_options o = key_opts(f);
+        ck_store *st = NULL;
+        if (ck_open(&st, f->dir, &o) != CK_OK)
+            _exit(11);
+        const char *s2 = "{\"fields\":{" F_EMAIL "," F_CITY "}}";
+        if (ck_schema_apply(st, s2, strlen(s2), 0, NULL) != CK_OK)
+            _exit(12);
+        ck_close(st);
+        if (write(done[1], "x", 1) != 1)
+            _exit(13);
+        _exit(0);
+    }
+    close(go[0]);
+    close(done[1]);
+    ck_options o = key_opts(f);
+    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
+
+    MDB_txn *t;
+    ck_schema *s1 = NULL, *s2 = NULL;
+    assert_int_equal(ck_env__read_begin(f->st, &f->st->data, &t), CK_OK);
+    assert_int_equal(ck_schema__get(&s1, f->st, t), CK_OK);
+    ck_env__read_end(&f->st->data, t);
+    assert_int_equal(s1->version, 1);
+    assert_null(ck_schema__field(s1, "city", 4));
+
+    char b;
+    assert_int_equal(write(go[1], "x", 1), 1);
+    assert_int_equal(read(done[0], &b, 1), 1);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    assert_int_equal(ck_env__read_begin(f->st, &f->st->data, &t), CK_OK);
+    assert_int_equal(ck_schema__get(&s2, f->st, t), CK_OK);
+    ck_env__read_end(&f->st->data, t);
+    assert_int_equal(s2->version, 2);
+    assert_non_null(ck_schema__field(s2, "city", 4));
+    /* The old snapshot stays valid for whoever still holds it. */
+    assert_int_equal(s1->version, 1);
+    assert_string_equal(s1->fields[0].name, "email");
+    ck_schema__release(s1);
+    ck_schema__release(s2);
+    close(go[1]);
+    close(done[0]);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_top_level),
+        cmocka_unit_test(test_invalid_json_syntax),
+        cmocka_unit_test(test_invalid_field),
+        cmocka_unit_test(test_invalid_names_and_limits),
+        cmocka_unit_test(test_invalid_purpose),
+        cmocka_unit_test(test_invalid_minimize),
+        cmocka_unit_test(test_invalid_channel),
+        cmocka_unit_test(test_example_lookups),
+        cmocka_unit_test(test_record_round_trip_and_hostile),
+        cmocka_unit_test_setup_teardown(test_no_schema_yet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_show_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_and_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_field_with_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_process_applies, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("schema", tests, NULL, NULL);
+}
