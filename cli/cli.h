@@ -80,4 +80,12 @@ extern const char HELP_INIT[];
 extern const char HELP_PASSWD[];
 extern const char HELP_STATS[];
 
+/* Schema (cmd_schema.c). */
+int cmd_schema(cli *c, int argc, char **argv);
+extern const char HELP_SCHEMA[];
+
+/* Audit log, verify, checkpoint (cmd_audit.c). */
+int cmd_audit(cli *c, int argc, char **argv);
+extern const char HELP_AUDIT[];
+
 #endif /* CK_CLI_H */

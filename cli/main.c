@@ -46,6 +46,8 @@ static const cli_command COMMANDS[] = {
     {"init", "create a store (and its key file)", HELP_INIT, cmd_init},
     {"passwd", "add, change or remove key slots", HELP_PASSWD, cmd_passwd},
     {"stats", "figures about a store", HELP_STATS, cmd_stats},
+    {"schema", "apply or show the fields and purposes", HELP_SCHEMA, cmd_schema},
+    {"audit", "the audit log: entries, verification, checkpoints", HELP_AUDIT, cmd_audit},
 };
 
 int cli_fail(int code, const char *fmt, ...)
@@ -236,6 +238,9 @@ int cli_open(cli *c, ck_store **out, unsigned flags)
     int rc = ck_open(out, c->store_dir, &o);
     if (rc != CK_OK)
         return cli_fail_rc(rc, NULL, err, "cannot open the store");
+    if (ck_audit_recovered(*out) > 0)
+        fprintf(stderr, "ckstore: warning: the audit log ended in a torn entry (a crash during "
+                        "a write); it was truncated and the repair logged\n");
     return EXIT_OK;
 }
 

@@ -72,7 +72,7 @@ static int unicode_map(ck_buf *out, const char *s, size_t n, bool fold)
 
 static int normalize_phone(ck_buf *out, const char *s, size_t n)
 {
-    char digits[32];
+    char digits[32] = {0};
     size_t nd = 0;
     bool plus = false;
     for (size_t i = 0; i < n; i++) {

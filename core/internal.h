@@ -21,28 +21,28 @@
 /* Evaluate an int-returning call; on failure keep its code in `rc` and jump
  * to cleanup. The enclosing function declares `int rc` and a `cleanup:`
  * label. */
-#define CK_GUARD(expr)                                                         \
-    do {                                                                       \
-        rc = (expr);                                                           \
-        if (rc != CK_OK)                                                       \
-            goto cleanup;                                                      \
+#define CK_GUARD(expr)                                                                             \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc != CK_OK)                                                                           \
+            goto cleanup;                                                                          \
     } while (0)
 
 /* Check a condition; when it fails set `rc` to `code` and jump to cleanup. */
-#define CK_ENSURE(cond, code)                                                  \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            rc = (code);                                                       \
-            goto cleanup;                                                      \
-        }                                                                      \
+#define CK_ENSURE(cond, code)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            rc = (code);                                                                           \
+            goto cleanup;                                                                          \
+        }                                                                                          \
     } while (0)
 
 /* Same, for functions that own nothing: return the code at once. */
-#define CK_TRY(expr)                                                           \
-    do {                                                                       \
-        int try_rc_ = (expr);                                                  \
-        if (try_rc_ != CK_OK)                                                  \
-            return try_rc_;                                                    \
+#define CK_TRY(expr)                                                                               \
+    do {                                                                                           \
+        int try_rc_ = (expr);                                                                      \
+        if (try_rc_ != CK_OK)                                                                      \
+            return try_rc_;                                                                        \
     } while (0)
 
 #define CK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -51,7 +51,8 @@
 /* Checked arithmetic                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* *out = a + b; false on overflow (and *out is then unspecified). */
+/* *out = a + b; returns true on overflow (and *out is then unspecified),
+ * like the compiler builtins it wraps. */
 static inline bool ck_add_overflows(size_t a, size_t b, size_t *out)
 {
     return __builtin_add_overflow(a, b, out);
@@ -102,8 +103,14 @@ typedef struct ck_buf {
     bool secure;
 } ck_buf;
 
-#define CK_BUF_INIT { NULL, 0, 0, false }
-#define CK_BUF_SECURE_INIT { NULL, 0, 0, true }
+#define CK_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, false                                                                          \
+    }
+#define CK_BUF_SECURE_INIT                                                                         \
+    {                                                                                              \
+        NULL, 0, 0, true                                                                           \
+    }
 
 /* Make room for `extra` more bytes. CK_OK, CK_ENOMEM or CK_ELIMIT. */
 int ck_buf__reserve(ck_buf *b, size_t extra);
@@ -123,7 +130,10 @@ typedef struct ck_arena {
     ck_arena_chunk *head;
 } ck_arena;
 
-#define CK_ARENA_INIT { NULL }
+#define CK_ARENA_INIT                                                                              \
+    {                                                                                              \
+        NULL                                                                                       \
+    }
 
 /* Allocate `n` bytes aligned to 8; NULL on exhaustion. */
 void *ck_arena__alloc(ck_arena *a, size_t n);
@@ -231,7 +241,7 @@ void ck_mp_writer__bool(ck_mp_writer *w, bool v);
 /*              int16 BE UTC offset in minutes                               */
 /* ------------------------------------------------------------------------ */
 
-#define CK_EXT_DATE 1
+#define CK_EXT_DATE      1
 #define CK_EXT_TIMESTAMP 2
 
 /* Check a value against the limits and invariants of its type (UTF-8 of
@@ -248,8 +258,7 @@ int ck_codec__encode(ck_buf *out, const ck_value *v);
  * item array is allocated from `arena`. The decoded value is checked like
  * ck_codec__check. CK_OK, CK_EFORMAT (not a valid encoding of that type),
  * CK_ELIMIT, CK_ENOMEM. */
-int ck_codec__decode(ck_value *out, ck_type expect, const uint8_t *p, size_t n,
-                     ck_arena *arena);
+int ck_codec__decode(ck_value *out, ck_type expect, const uint8_t *p, size_t n, ck_arena *arena);
 
 /* UTF-8 validity (no overlongs, no surrogates, <= U+10FFFF). */
 bool ck_codec__utf8_valid(const char *s, size_t n);
@@ -272,7 +281,7 @@ bool ck_codec__utf8_valid(const char *s, size_t n);
 /* Buffer sizes for the text forms, NUL included: "YYYY-MM-DD" and
  * "YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM". */
 #define CK_DATE_TEXT_MAX 11
-#define CK_TS_TEXT_MAX 36
+#define CK_TS_TEXT_MAX   36
 
 /*
  * ck_date__from_ymd - days since 1970-01-01 of the date y-m-d.

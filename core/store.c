@@ -11,6 +11,8 @@
  */
 #include "store.h"
 
+#include "audit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -218,7 +220,10 @@ cleanup:
 static void remove_store_files(const char *dir)
 {
     static const char *const files[] = {CK_DATA_FILE, CK_DATA_FILE "-lock", CK_KEYRING_FILE,
-                                        CK_KEYRING_FILE "-lock", CK_AUDIT_FIRST_SEGMENT};
+                                        CK_KEYRING_FILE "-lock", CK_AUDIT_FIRST_SEGMENT,
+                                        /* renamed into place just before a failed
+                                           directory fsync */
+                                        CK_KEYS_FILE};
     for (size_t i = 0; i < CK_ARRAY_LEN(files); i++) {
         char *p = path_join(dir, files[i]);
         if (p != NULL)
@@ -538,7 +543,10 @@ CK_EXPORT int ck_slot_set_passphrase(ck_store *st, const char *pass, size_t len,
     if (rc != CK_OK)
         return ck_err__set(st, rc, "cannot derive the passphrase key");
     slot_change c = {&slot, 0};
-    return apply_slot_change(st, &c);
+    /* Logged once done: the log records what happened. If the entry cannot
+     * be written the change stands and the caller gets the error. */
+    rc = apply_slot_change(st, &c);
+    return rc == CK_OK ? ck_audit__key_event(st, "ckstore", "passphrase", "set") : rc;
 }
 
 CK_EXPORT int ck_slot_set_key_file(ck_store *st, const char *path, unsigned int flags)
@@ -564,6 +572,8 @@ CK_EXPORT int ck_slot_set_key_file(ck_store *st, const char *path, unsigned int 
     CK_GUARD(ck_keys__wrap_keyfile(&slot, st->store_id, st->keys->root, kf));
     slot_change c = {&slot, 0};
     CK_GUARD(apply_slot_change(st, &c));
+    created = false; /* the slot now uses the file: never unlink it */
+    CK_GUARD(ck_audit__key_event(st, "ckstore", "key_file", "set"));
     rc = CK_OK;
 cleanup:
     if (rc != CK_OK && created)
@@ -581,7 +591,11 @@ CK_EXPORT int ck_slot_remove(ck_store *st, ck_slot_type type)
     if (st->flags & CK_OPEN_RDONLY)
         return ck_err__set(st, CK_EDENIED, "the store is open read-only");
     slot_change c = {NULL, (int)type};
-    return apply_slot_change(st, &c);
+    int rc = apply_slot_change(st, &c);
+    return rc == CK_OK ? ck_audit__key_event(st, "ckstore",
+                                             type == CK_SLOT_KEY_FILE ? "key_file" : "passphrase",
+                                             "removed")
+                       : rc;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -277,6 +277,11 @@ typedef enum ck_slot_type { CK_SLOT_KEY_FILE = 1, CK_SLOT_PASSPHRASE = 2 } ck_sl
  *
  * The old passphrase, if any, no longer opens the store when this returns.
  * Returns CK_OK; CK_EINVAL; CK_EDENIED if read-only; CK_EIO; CK_ENOMEM.
+ *
+ * Slot changes are atomic: the slot file is replaced by a rename. CK_EIO
+ * from the final fsync of the directory means the new slot is in place
+ * (visible to every process) but may not survive a crash; retrying the
+ * call is safe. This holds for every ck_slot_* call.
  */
 CK_EXPORT int ck_slot_set_passphrase(ck_store *st, const char *pass, size_t len, ck_kdf_cost cost);
 
@@ -385,6 +390,367 @@ typedef struct ck_value {
 /* Limits on a single value, enforced on write and on decode. */
 #define CK_VALUE_MAX_BYTES (1u << 20) /* a string, bytes or whole list */
 #define CK_LIST_MAX_ITEMS  1024u
+
+/* ------------------------------------------------------------------------ */
+/* Schema                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A store's schema declares its fields (type, sensitivity, identifying,
+ * retention) and its purposes (legal basis, description, benefit, the
+ * fields each may use, minimisation, contact channel). It is given as JSON;
+ * docs/schema.md describes the shape and every rule:
+ *
+ *     {"fields":   {"email": {"type": "string", "sensitivity": "personal",
+ *                             "identifying": true}, ...},
+ *      "purposes": {"marketing.email": {"basis": "consent",
+ *                             "description": "...", "benefit": "...",
+ *                             "fields": ["email"], ...}, ...}}
+ *
+ * Schemas are versioned: each change applied makes version N+1 (the first
+ * is 1); applying the current schema again changes nothing. Every field
+ * gets a numeric id when it first appears; it keeps it while it keeps its
+ * name and type, and an id is never given to another field, even after the
+ * field was removed.
+ */
+
+/* ck_schema_apply flag: also remove, or retype, fields that hold values,
+ * deleting those values. */
+#define CK_SCHEMA_FORCE 0x1u
+
+/* A list of names, borrowed from the result that holds it. */
+typedef struct ck_schema_names {
+    const char *const *names; /* NUL-terminated, in name order */
+    size_t count;
+} ck_schema_names;
+
+#define CK_SCHEMA_APPLY_RESULT_VERSION 1
+
+/*
+ * ck_schema_apply_result - what ck_schema_apply did. Start from
+ * CK_SCHEMA_APPLY_RESULT_INIT; release with ck_schema_apply_result_free
+ * (the names are valid until then).
+ */
+typedef struct ck_schema_apply_result {
+    unsigned int version;           /* CK_SCHEMA_APPLY_RESULT_VERSION */
+    uint32_t schema_version;        /* the current version after the call */
+    int changed;                    /* 1 if a new version was written, 0 if the
+                                       schema given was the current one */
+    ck_schema_names fields_added;   /* new names (a fresh id each) */
+    ck_schema_names fields_removed; /* names no longer declared */
+    ck_schema_names fields_retyped; /* same name, new type: a fresh id */
+    ck_schema_names fields_changed; /* same name and type; sensitivity,
+                                       identifying or retention changed */
+    ck_schema_names purposes_added;
+    ck_schema_names purposes_removed;
+    ck_schema_names purposes_changed; /* any attribute of the purpose */
+    uint64_t values_deleted;          /* CK_SCHEMA_FORCE: values of removed or
+                                         retyped fields that were deleted */
+    void *priv_;                      /* the library's storage for the names */
+} ck_schema_apply_result;
+
+#define CK_SCHEMA_APPLY_RESULT_INIT                                                                \
+    {                                                                                              \
+        CK_SCHEMA_APPLY_RESULT_VERSION, 0, 0, {NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0},          \
+            {NULL, 0}, {NULL, 0}, {NULL, 0}, 0, NULL                                               \
+    }
+
+/*
+ * ck_schema_apply - validate a schema and make it the store's current one.
+ *
+ * st    in:  an open store (not read-only).
+ * json  in:  `len` bytes of JSON (at most 4 MiB; no NUL needed).
+ * flags in:  0 or CK_SCHEMA_FORCE.
+ * out   out: optional (NULL allowed): what changed; its `version` must be
+ *            set (CK_SCHEMA_APPLY_RESULT_INIT). Release with
+ *            ck_schema_apply_result_free, also after a failure.
+ *
+ * In one write transaction the schema is compared with the current one:
+ * fields matched by name (and type) keep their id; added fields and
+ * purposes are free. Removing a field, or changing its type, while some
+ * subject holds a value for it is refused (CK_EDENIED, the message says how
+ * many subjects hold it) unless CK_SCHEMA_FORCE is given, in which case
+ * those values are deleted in the same transaction. A schema identical to
+ * the current one writes nothing (out->changed = 0). A failed call changes
+ * nothing.
+ *
+ * Returns CK_OK; CK_EINVAL for an invalid schema, ck_errmsg() naming the
+ * place and the problem (`purposes.analytics.minimize.birth_date: unknown
+ * minimisation "yeer"`), limits of docs/schema.md included; CK_ELIMIT
+ * for a file over 4 MiB, or when the store has handed out all 65535 field
+ * ids; CK_EDENIED when data would be lost without
+ * CK_SCHEMA_FORCE, or the store is read-only; CK_EINTEGRITY if the stored
+ * schema does not authenticate; CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ */
+CK_EXPORT int ck_schema_apply(ck_store *st, const char *json, size_t len, unsigned int flags,
+                              ck_schema_apply_result *out);
+
+/*
+ * ck_schema_apply_result_free - release the names of a result and reset it
+ * to CK_SCHEMA_APPLY_RESULT_INIT. NULL is a no-op.
+ */
+CK_EXPORT void ck_schema_apply_result_free(ck_schema_apply_result *r);
+
+/*
+ * ck_schema_get_json - the current schema as JSON: the shape ck_schema_apply
+ * takes, plus "version"; fields and purposes in name order; every
+ * attribute spelled out (defaults included). ck_schema_apply accepts it
+ * back (it ignores "version") and finds it identical.
+ *
+ * out out: NUL-terminated JSON text; free with ck_free(). NULL on failure.
+ * Returns CK_OK; CK_ENOTFOUND if no schema was applied yet; CK_EINTEGRITY;
+ * CK_ENOMEM.
+ */
+CK_EXPORT int ck_schema_get_json(char **out, ck_store *st);
+
+/*
+ * ck_schema_version - the current schema version, 0 when none was applied.
+ * Returns CK_OK; CK_EINTEGRITY; CK_EIO.
+ */
+CK_EXPORT int ck_schema_version(uint32_t *out, ck_store *st);
+
+/* ------------------------------------------------------------------------ */
+/* Audit log                                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Every release, consent change, schema change, export, erasure and key
+ * operation appends an entry to the store's audit log: append-only segment
+ * files "audit-NNNNNN.log" in the store directory, each entry chained to the
+ * previous one by a keyed BLAKE2b (under a subkey of the root key), so that
+ * changing, removing, reordering or inserting an entry is detected by
+ * ck_audit_verify(). Removing entries at the END of the log is detectable
+ * only against a checkpoint held elsewhere (ck_audit_checkpoint_make).
+ *
+ * An entry never holds a value, a ref or an identifying datum: it names the
+ * actor, the action, the purpose, the recipient, the fields released and
+ * withheld (with the reason) and refers to the subject by an *audit
+ * pseudonym* - 16 bytes that cannot be recomputed once the subject has been
+ * erased. docs/audit.md describes the format and the durability modes.
+ *
+ * A torn last entry (a crash in the middle of a write) is not tampering: it
+ * is truncated when the store is next opened (not read-only), the repair is
+ * itself logged (action "recover"), and ck_audit_recovered() tells how many
+ * bytes were removed so that a tool can warn.
+ */
+
+#define CK_AUDIT_HASH_BYTES       32 /* a chain hash */
+#define CK_AUDIT_PSEUDONYM_BYTES  16 /* a subject's audit pseudonym */
+#define CK_AUDIT_PUBLIC_KEY_BYTES 32 /* Ed25519 public key of a checkpoint */
+#define CK_AUDIT_SIGNATURE_BYTES  64 /* Ed25519 signature of a checkpoint */
+#define CK_AUDIT_SEGMENT_NAME_MAX 32 /* "audit-NNNNNN.log" and its NUL */
+
+/* A withheld field and the reason (no_consent, withdrawn, ...). */
+typedef struct ck_audit_withheld_field {
+    const char *field;
+    const char *reason;
+} ck_audit_withheld_field;
+
+/* A detail item: a string when `str` is not NULL, else the integer `num`. */
+typedef struct ck_audit_detail_item {
+    const char *key;
+    const char *str;
+    int64_t num;
+} ck_audit_detail_item;
+
+/*
+ * ck_audit_record - one entry of the log, as ck_audit_next() gives it.
+ * Every pointer belongs to the cursor and is valid until the next call on
+ * it (ck_audit_next or ck_audit_cursor_free). Strings are NUL-terminated.
+ */
+typedef struct ck_audit_record {
+    uint64_t seq;                 /* 1, 2, 3, ... with no gap */
+    uint64_t time_ms;             /* milliseconds since 1970-01-01T00:00:00Z */
+    const char *actor;            /* who asked */
+    const char *action;           /* release, segment, consent, erase, key, init, ... */
+    const char *purpose;          /* or NULL */
+    const char *recipient;        /* or NULL */
+    const unsigned char *subject; /* CK_AUDIT_PSEUDONYM_BYTES, or NULL */
+    const char *const *released;  /* field names released */
+    size_t n_released;
+    const ck_audit_withheld_field *withheld; /* field names withheld, with why */
+    size_t n_withheld;
+    const ck_audit_detail_item *detail; /* counts, receipts, slot names, ... */
+    size_t n_detail;
+    unsigned char hash[CK_AUDIT_HASH_BYTES]; /* the entry's chain hash */
+    const char *segment;                     /* the segment file that holds it */
+    uint64_t offset;                         /* byte offset of its frame in that file */
+} ck_audit_record;
+
+/* What ck_audit_verify found wrong first. */
+typedef enum ck_audit_problem {
+    CK_AUDIT_PROBLEM_NONE = 0,
+    CK_AUDIT_PROBLEM_HASH = 1,        /* an entry's chain hash does not match:
+                                         the entry or its hash was changed, or
+                                         it was forged */
+    CK_AUDIT_PROBLEM_SEQ = 2,         /* sequence number out of order: entries
+                                         removed, reordered or inserted */
+    CK_AUDIT_PROBLEM_UNDECODABLE = 3, /* a frame or entry is not well formed */
+    CK_AUDIT_PROBLEM_MISSING = 4,     /* a segment file (or entry 1) is missing */
+    CK_AUDIT_PROBLEM_CHECKPOINT = 5   /* the log does not extend the checkpoint
+                                         (or its signature is wrong) */
+} ck_audit_problem;
+
+#define CK_AUDIT_VERIFY_VERSION 1
+
+/* The outcome of ck_audit_verify. Start from CK_AUDIT_VERIFY_INIT. */
+typedef struct ck_audit_verify_result {
+    unsigned int version;  /* CK_AUDIT_VERIFY_VERSION */
+    uint64_t entries;      /* entries checked (all of them on success) */
+    unsigned int segments; /* segment files walked */
+    uint64_t head_seq;     /* the last good entry: its sequence number, */
+    uint64_t head_time_ms; /*   time and chain hash (0 when there is none) */
+    unsigned char head_hash[CK_AUDIT_HASH_BYTES];
+    uint64_t torn_bytes;      /* bytes of an incomplete last entry seen now and not
+                                 counted (a read-only handle, or a write in
+                                 progress in another process); not an error */
+    uint64_t recovered_bytes; /* torn bytes this handle removed at open */
+    /* When the result is CK_EINTEGRITY, the first bad entry: */
+    ck_audit_problem problem;
+    char segment[CK_AUDIT_SEGMENT_NAME_MAX]; /* its segment file name */
+    uint64_t offset;                         /* byte offset of its frame in that file */
+    uint64_t seq;                            /* the sequence number expected at that place */
+} ck_audit_verify_result;
+
+#define CK_AUDIT_VERIFY_INIT                                                                       \
+    {                                                                                              \
+        CK_AUDIT_VERIFY_VERSION, 0, 0u, 0, 0, {0}, 0, 0, CK_AUDIT_PROBLEM_NONE, {0}, 0, 0          \
+    }
+
+#define CK_AUDIT_CHECKPOINT_VERSION 1
+
+/*
+ * ck_audit_checkpoint - a signed statement of the log's head: "entry `seq`
+ * has chain hash `hash`". Whoever keeps a checkpoint (a third party, an
+ * offline copy) can later check that the log still extends it, so that
+ * entries removed from the end of the log are detected.
+ *
+ * The signature is Ed25519 over
+ *     "ckstore-audit-checkpoint-v1" || store_id || seq (u64 BE) ||
+ *     time_ms (u64 BE) || hash
+ * by a key that does not derive from the store's root key (its own file).
+ */
+typedef struct ck_audit_checkpoint {
+    unsigned int version; /* CK_AUDIT_CHECKPOINT_VERSION */
+    uint64_t seq;
+    uint64_t time_ms;
+    unsigned char hash[CK_AUDIT_HASH_BYTES];
+    unsigned char store_id[CK_STORE_ID_BYTES];
+    unsigned char public_key[CK_AUDIT_PUBLIC_KEY_BYTES];
+    unsigned char signature[CK_AUDIT_SIGNATURE_BYTES];
+} ck_audit_checkpoint;
+
+/*
+ * ck_audit_verify - walk every segment of the log, recompute the chain and
+ * check the sequence numbers and the segments' continuity.
+ *
+ * out in/out: the caller sets out->version (start from
+ *             CK_AUDIT_VERIFY_INIT); filled on CK_OK and CK_EINTEGRITY.
+ * st  in:     an open store (read-only is fine).
+ * cp  in:     NULL, or a checkpoint: its signature is checked first, then
+ *             that the log holds entry cp->seq with exactly cp->hash (it
+ *             extends that head). The signature proves only that the holder
+ *             of the signing key made it: compare cp->public_key with the
+ *             key you expect.
+ *
+ * Entries appended by other processes while it runs may or may not be
+ * counted. An incomplete last entry is reported in torn_bytes, not as an
+ * error.
+ *
+ * Returns CK_OK; CK_EINTEGRITY with the first bad entry in `out` (problem,
+ * segment, offset, seq) and in ck_errmsg(); CK_EINVAL (bad version, a
+ * checkpoint of another store is CK_EINTEGRITY); CK_EIO; CK_ENOMEM.
+ */
+CK_EXPORT CK_MUST_CHECK int ck_audit_verify(ck_audit_verify_result *out, ck_store *st,
+                                            const ck_audit_checkpoint *cp);
+
+/*
+ * ck_audit_checkpoint_make - log an entry (action "checkpoint") and sign
+ * the head it makes.
+ *
+ * out              out: the signed checkpoint (out->version is set); zeroed
+ *                       on failure.
+ * st               in:  an open store, not read-only.
+ * signing_key_file in:  the Ed25519 seed file (32 bytes), or NULL for
+ *                       "<store dir>/audit-signing.key". A missing file is
+ *                       created (32 random bytes, mode 0600). It must be
+ *                       safe like a key file: a regular file owned by the
+ *                       caller, no group or other permission.
+ *
+ * Returns CK_OK; CK_EKEY (signing key file unsafe or not 32 bytes);
+ * CK_EDENIED (read-only); CK_EIO; CK_ENOMEM; and the errors of an append.
+ */
+CK_EXPORT int ck_audit_checkpoint_make(ck_audit_checkpoint *out, ck_store *st,
+                                       const char *signing_key_file);
+
+/*
+ * ck_audit_checkpoint_check - check a checkpoint's signature only, with the
+ * public key it carries (no store needed: what a third party runs).
+ * Returns CK_OK; CK_EINTEGRITY; CK_EINVAL (NULL or bad version).
+ */
+CK_EXPORT CK_MUST_CHECK int ck_audit_checkpoint_check(const ck_audit_checkpoint *cp);
+
+/*
+ * ck_audit_recovered - bytes of a torn last entry that this handle removed
+ * when it opened the store (0: none). The removal is logged in the chain
+ * (action "recover"); a tool shows it as a warning. NULL gives 0.
+ */
+CK_EXPORT uint64_t ck_audit_recovered(ck_store *st);
+
+#define CK_AUDIT_FILTER_VERSION 1
+
+/*
+ * ck_audit_filter - which entries a query gives. NULL / 0 fields do not
+ * filter. Start from CK_AUDIT_FILTER_INIT. All pointers are borrowed for
+ * the duration of ck_audit_query only (the cursor copies them).
+ */
+typedef struct ck_audit_filter {
+    unsigned int version;         /* CK_AUDIT_FILTER_VERSION */
+    const char *actor;            /* exact match */
+    const char *action;           /* exact match */
+    const char *purpose;          /* exact match */
+    const unsigned char *subject; /* CK_AUDIT_PSEUDONYM_BYTES, or NULL */
+    uint64_t since_ms;            /* time_ms >= since_ms */
+    uint64_t until_ms;            /* time_ms < until_ms (0: no bound) */
+} ck_audit_filter;
+
+#define CK_AUDIT_FILTER_INIT                                                                       \
+    {                                                                                              \
+        CK_AUDIT_FILTER_VERSION, NULL, NULL, NULL, NULL, 0, 0                                      \
+    }
+
+/* A walk over the log, oldest entry first. Opaque. */
+typedef struct ck_audit_cursor ck_audit_cursor;
+
+/*
+ * ck_audit_query - start a walk over the entries that match `f`.
+ *
+ * out out: the cursor, or NULL on failure; free it with
+ *          ck_audit_cursor_free() before closing the store.
+ * st  in:  an open store (read-only is fine).
+ * f   in:  the filter, or NULL for every entry.
+ *
+ * The cursor checks the chain as it reads (so what it returns is
+ * authentic) and holds no lock: other threads and processes keep
+ * appending, and entries appended during the walk may or may not be seen.
+ * Returns CK_OK; CK_EINVAL (bad filter version); CK_EIO; CK_ENOMEM.
+ */
+CK_EXPORT int ck_audit_query(ck_audit_cursor **out, ck_store *st, const ck_audit_filter *f);
+
+/*
+ * ck_audit_next - the next matching entry.
+ *
+ * c   in:  a cursor from ck_audit_query.
+ * out out: the record, valid until the next call on `c`; NULL unless CK_OK.
+ *
+ * Returns CK_OK; CK_ENOTFOUND at the end of the log; CK_EINTEGRITY when the
+ * walk meets a bad entry (ck_errmsg() of the store names it; the cursor then
+ * stays at its end); CK_EIO; CK_ENOMEM.
+ */
+CK_EXPORT int ck_audit_next(ck_audit_cursor *c, const ck_audit_record **out);
+
+/* ck_audit_cursor_free - release a cursor. NULL is a no-op. */
+CK_EXPORT void ck_audit_cursor_free(ck_audit_cursor *c);
 
 #ifdef __cplusplus
 }

@@ -601,6 +601,13 @@ static void test_utf8(void **state)
     for (size_t k = 0; k < CK_ARRAY_LEN(utf8_cases); k++) {
         const struct utf8_case *c = &utf8_cases[k];
         assert_int_equal(ck_codec__utf8_valid(c->s, c->n), c->valid);
+        /* In a buffer of exactly n bytes, so that the sanitizers see a read
+         * past the end of a truncated sequence. */
+        char *exact = malloc(c->n ? c->n : 1);
+        assert_non_null(exact);
+        memcpy(exact, c->s, c->n);
+        assert_int_equal(ck_codec__utf8_valid(exact, c->n), c->valid);
+        free(exact);
         ck_value v = v_str(c->s, c->n);
         assert_int_equal(ck_codec__check(&v), c->valid ? CK_OK : CK_EINVAL);
         /* BYTES take anything. */
@@ -612,6 +619,11 @@ static void test_utf8(void **state)
         assert_int_equal(ck_codec__check(&v), c->valid ? CK_OK : CK_EINVAL);
     }
     assert_true(ck_codec__utf8_valid(NULL, 0));
+    /* n is honoured: the bytes after it would complete the sequence. */
+    assert_true(ck_codec__utf8_valid("\xe2\x82\xac", 3));
+    assert_false(ck_codec__utf8_valid("\xe2\x82\xac", 2));
+    assert_false(ck_codec__utf8_valid("\xf0\x9f\x98\x80", 3));
+    assert_false(ck_codec__utf8_valid("abcdefgh\xc3\xa9", 9));
 
     /* Every code point encodes to valid UTF-8, and every surrogate does
      * not: an exhaustive check of the classification. */
@@ -708,6 +720,10 @@ static void check_truncations(const ck_value *v)
 
     assert_int_equal(ck_codec__encode(&enc, v), CK_OK);
     for (size_t n = 0; n < enc.len; n++) {
+        /* Long encodings: every prefix near either end, a sample between
+         * (the middle of a long payload is all alike). */
+        if (enc.len > 4096 && n > 300 && n + 300 < enc.len && n % 997 != 0)
+            continue;
         /* A copy of exactly n bytes, so that ASan sees any read past it. */
         uint8_t *copy = malloc(n ? n : 1);
         assert_non_null(copy);
@@ -1816,12 +1832,21 @@ static void buf_growth(bool secure)
     ck_buf b = secure ? (ck_buf)CK_BUF_SECURE_INIT : (ck_buf)CK_BUF_INIT;
     uint8_t chunk[100];
 
-    /* One byte at a time: geometric growth (powers of two from 64). */
+    /* One byte at a time: geometric growth (powers of two from 64), so
+     * only five capacities are ever seen. */
+    size_t caps_seen = 0;
+    size_t last_cap = 0;
     for (size_t k = 0; k < 1000; k++) {
         uint8_t c = (uint8_t)(k * 13);
         assert_int_equal(ck_buf__append(&b, &c, 1), CK_OK);
         assert_true(b.cap >= b.len);
+        if (b.cap != last_cap) {
+            assert_int_equal(b.cap, (size_t)64 << caps_seen);
+            caps_seen++;
+            last_cap = b.cap;
+        }
     }
+    assert_int_equal(caps_seen, 5);
     assert_int_equal(b.len, 1000);
     assert_int_equal(b.cap, 1024);
     for (size_t k = 0; k < 1000; k++)
@@ -1924,6 +1949,9 @@ static void test_mem(void **state)
     assert_true(all_zero(z, 64));
     ck_mem__free(z);
     assert_null(ck_mem__calloc(SIZE_MAX, 2));
+    z = ck_mem__calloc(0, 8); /* never NULL for an empty request */
+    assert_non_null(z);
+    ck_mem__free(z);
     uint8_t *g = ck_mem__smalloc(100);
     assert_non_null(g);
     memset(g, 1, 100);
@@ -2020,6 +2048,17 @@ static void test_fault_injection(void **state)
     assert_null(ck_mem__strndup("a", 1));
     ck_fault__arm(1);
     assert_null(ck_arena__alloc(&arena, 1));
+    /* A plain buffer whose growth fails keeps its contents. */
+    ck_buf plain = CK_BUF_INIT;
+    assert_int_equal(ck_buf__append(&plain, "abc", 3), CK_OK);
+    uint8_t *before = plain.p;
+    ck_fault__arm(1);
+    assert_int_equal(ck_buf__reserve(&plain, 1000), CK_ENOMEM);
+    assert_ptr_equal(plain.p, before);
+    assert_int_equal(plain.len, 3);
+    assert_int_equal(plain.cap, 64);
+    assert_memory_equal(plain.p, "abc", 3);
+    ck_buf__free(&plain);
     ck_fault__arm(0);
 }
 #endif
