@@ -120,27 +120,6 @@ typedef struct ck_audit {
 /* Small helpers                                                            */
 /* ------------------------------------------------------------------------ */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -171,13 +150,7 @@ static char *segment_path(const ck_store *st, unsigned no)
 {
     char name[CK_AUDIT_SEGMENT_NAME_MAX];
     segment_name(name, no);
-    size_t n;
-    if (ck_add_overflows(strlen(st->dir), strlen(name), &n) || ck_add_overflows(n, 2, &n))
-        return NULL;
-    char *p = ck_mem__malloc(n);
-    if (p != NULL)
-        snprintf(p, n, "%s/%s", st->dir, name);
-    return p;
+    return ck_mem__path_join(st->dir, name);
 }
 
 /* Parse "audit-NNNNNN.log" (exactly six digits); 0 if it is not one. */
@@ -614,7 +587,7 @@ static fr_kind fr_next(frame_reader *r, frame *f)
         size_t need = 4;
         f->offset = r->base + r->pos;
         if (avail >= 4) {
-            uint32_t len = get_be32(r->buf.p + r->pos);
+            uint32_t len = ck_be32_get(r->buf.p + r->pos);
             if (len == 0 || len > CK_AUDIT_ENTRY_MAX)
                 return FR_BADLEN;
             need = FRAME_OVERHEAD + len;
@@ -854,8 +827,8 @@ static int write_frames(ck_store *st, pending *batch)
     for (pending *p = batch; p != NULL; p = p->next) {
         uint8_t hdr[4];
         seq++;
-        put_be64(p->enc->p + p->seq_off, seq);
-        put_be32(hdr, (uint32_t)p->enc->len);
+        ck_be64_put(p->enc->p + p->seq_off, seq);
+        ck_be32_put(hdr, (uint32_t)p->enc->len);
         chain_hash(head, st, head, p->enc->p, p->enc->len);
         CK_GUARD(ck_buf__append(&a->wbuf, hdr, sizeof hdr));
         CK_GUARD(ck_buf__append(&a->wbuf, p->enc->p, p->enc->len));
@@ -1573,8 +1546,8 @@ static void checkpoint_message(uint8_t *msg, const ck_audit_checkpoint *cp)
     memcpy(msg, CHECKPOINT_TAG, n);
     memcpy(msg + n, cp->store_id, CK_STORE_ID_BYTES);
     n += CK_STORE_ID_BYTES;
-    put_be64(msg + n, cp->seq);
-    put_be64(msg + n + 8, cp->time_ms);
+    ck_be64_put(msg + n, cp->seq);
+    ck_be64_put(msg + n + 8, cp->time_ms);
     memcpy(msg + n + 16, cp->hash, HASH_BYTES);
 }
 
@@ -1676,12 +1649,8 @@ CK_EXPORT int ck_audit_checkpoint_make(ck_audit_checkpoint *out, ck_store *st,
         return CK_EINVAL;
     memset(&cp, 0, sizeof cp);
     if (signing_key_file == NULL) {
-        size_t n;
-        CK_ENSURE(!ck_add_overflows(strlen(st->dir), sizeof SIGNING_KEY_FILE + 1, &n),
-                  ck_err__set(st, CK_EINVAL, "store path too long"));
-        def = ck_mem__malloc(n);
+        def = ck_mem__path_join(st->dir, SIGNING_KEY_FILE);
         CK_ENSURE(def != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
-        snprintf(def, n, "%s/%s", st->dir, SIGNING_KEY_FILE);
         signing_key_file = def;
     }
     CK_ENSURE(st->audit != NULL && !st->audit->rdonly,

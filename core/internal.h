@@ -64,6 +64,29 @@ static inline bool ck_mul_overflows(size_t a, size_t b, size_t *out)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Big-endian integers, as every on-disk layout of ckstore stores them.      */
+/* ------------------------------------------------------------------------ */
+
+static inline void ck_be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t ck_be32_get(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void ck_be64_put(uint8_t *p, uint64_t v)
+{
+    ck_be32_put(p, (uint32_t)(v >> 32));
+    ck_be32_put(p + 4, (uint32_t)v);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Memory (mem.c). Every allocation of the library goes through these so     */
 /* that the fault-injection build can make the Nth one fail.                 */
 /* ------------------------------------------------------------------------ */
@@ -78,6 +101,8 @@ void *ck_mem__smalloc(size_t n);
 void ck_mem__sfree(void *p);
 /* strndup through ck_mem__malloc. */
 char *ck_mem__strndup(const char *s, size_t n);
+/* "dir/name" in a new ck_mem__malloc block; NULL when out of memory. */
+char *ck_mem__path_join(const char *dir, const char *name);
 
 /* Memory handed to the caller (out.c), released with ck_free(), which
  * wipes it: it may hold customer data. A size header sits before the

@@ -39,27 +39,6 @@ static const char MAGIC[8] = {'C', 'K', 'S', 'T', 'K', 'E', 'Y', 'S'};
 #define OPS_MAX 32u
 #define MEM_MAX (4ull << 30)
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 /* ------------------------------------------------------------------------ */
 /* Parsing and serialising                                                  */
 /* ------------------------------------------------------------------------ */
@@ -134,7 +113,7 @@ int ck_keys__parse(ck_slotfile *out, const uint8_t *p, size_t n)
     memset(out, 0, sizeof *out);
     if (n < HEADER_BYTES + MAC_BYTES || memcmp(p, MAGIC, sizeof MAGIC) != 0)
         return CK_EFORMAT;
-    uint32_t body_len = get_be32(p + 8);
+    uint32_t body_len = ck_be32_get(p + 8);
     if (body_len > BODY_MAX || (size_t)body_len != n - HEADER_BYTES - MAC_BYTES)
         return CK_EFORMAT;
 
@@ -232,7 +211,7 @@ int ck_keys__serialize(ck_buf *out, const ck_slotfile *sf,
     CK_GUARD(w.rc);
     size_t body = out->len - HEADER_BYTES;
     CK_ENSURE(body <= BODY_MAX, CK_ELIMIT);
-    put_be32(out->p + 8, (uint32_t)body);
+    ck_be32_put(out->p + 8, (uint32_t)body);
     uint8_t mac[MAC_BYTES];
     ck_crypto__mac(mac, sizeof mac, out->p, out->len, meta_key);
     CK_GUARD(ck_buf__append(out, mac, sizeof mac));
@@ -261,8 +240,8 @@ static size_t slot_aad(uint8_t aad[SLOT_AAD_MAX], const ck_slot *s,
     if (s->type == CK_SLOT_PASSPHRASE) {
         memcpy(aad + n, s->salt, sizeof s->salt);
         n += sizeof s->salt;
-        put_be64(aad + n, s->opslimit);
-        put_be64(aad + n + 8, s->memlimit);
+        ck_be64_put(aad + n, s->opslimit);
+        ck_be64_put(aad + n + 8, s->memlimit);
         n += 16;
     }
     return n;
@@ -525,24 +504,13 @@ int ck_keys__create_key_file(ck_store *st, unsigned char out[CK_KEY_FILE_BYTES],
 /* The slot file on disk                                                    */
 /* ------------------------------------------------------------------------ */
 
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name), n;
-    if (ck_add_overflows(a, b, &n) || ck_add_overflows(n, 2, &n))
-        return NULL;
-    char *p = ck_mem__malloc(n);
-    if (p != NULL)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 int ck_keys__write_file(ck_store *st, const char *dir, const ck_slotfile *sf)
 {
     int rc;
     int fd = -1;
     ck_buf bytes = CK_BUF_INIT;
-    char *final = join(dir, CK_KEYS_FILE);
-    char *tmp = join(dir, "." CK_KEYS_FILE ".XXXXXX");
+    char *final = ck_mem__path_join(dir, CK_KEYS_FILE);
+    char *tmp = ck_mem__path_join(dir, "." CK_KEYS_FILE ".XXXXXX");
     CK_ENSURE(final != NULL && tmp != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     CK_GUARD(ck_keys__serialize(&bytes, sf, ck_store__subkey(st, CK_SUBKEY_META)));
 
@@ -574,7 +542,7 @@ cleanup:
 int ck_keys__read_file(ck_store *st, ck_buf *out, const char *dir)
 {
     int rc;
-    char *path = join(dir, CK_KEYS_FILE);
+    char *path = ck_mem__path_join(dir, CK_KEYS_FILE);
     int fd = -1;
     CK_ENSURE(path != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,4 +139,15 @@ char *ck_mem__strndup(const char *s, size_t n)
     memcpy(out, s, len);
     out[len] = '\0';
     return out;
+}
+
+char *ck_mem__path_join(const char *dir, const char *name)
+{
+    size_t n;
+    if (ck_add_overflows(strlen(dir), strlen(name), &n) || ck_add_overflows(n, 2, &n))
+        return NULL;
+    char *p = ck_mem__malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
 }

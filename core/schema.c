@@ -1247,23 +1247,10 @@ int ck_schema__decode(ck_schema **out, const uint8_t *p, size_t n)
 /* Storage                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void version_key(uint8_t out[VKEY_BYTES], uint32_t version)
 {
     out[0] = 'v';
-    put_be32(out + 1, version);
+    ck_be32_put(out + 1, version);
 }
 
 static void record_aad(uint8_t aad[AAD_BYTES], const ck_store *st, uint32_t version)
@@ -1271,7 +1258,7 @@ static void record_aad(uint8_t aad[AAD_BYTES], const ck_store *st, uint32_t vers
     memcpy(aad, "ckr1", 4);
     memcpy(aad + 4, st->store_id, CK_STORE_ID_BYTES);
     memcpy(aad + 4 + CK_STORE_ID_BYTES, "schema", 6);
-    put_be32(aad + 4 + CK_STORE_ID_BYTES + 6, version);
+    ck_be32_put(aad + 4 + CK_STORE_ID_BYTES + 6, version);
 }
 
 /* The current version in `txn`, 0 when no schema was applied. */
@@ -1284,9 +1271,9 @@ static int load_version(ck_store *st, MDB_txn *txn, uint32_t *out)
         return CK_OK;
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read the schema version");
-    if (v.mv_size != 4 || get_be32(v.mv_data) == 0)
+    if (v.mv_size != 4 || ck_be32_get(v.mv_data) == 0)
         return ck_err__set(st, CK_EINTEGRITY, "the current schema version is malformed");
-    *out = get_be32(v.mv_data);
+    *out = ck_be32_get(v.mv_data);
     return CK_OK;
 }
 
@@ -1346,7 +1333,7 @@ static int store_record(ck_store *st, MDB_txn *txn, const ck_schema *s)
     uint8_t *rec = v.mv_data;
     rec[0] = RECORD_VERSION;
     ck_crypto__seal(rec + 1, pt.p, pt.len, aad, sizeof aad, ck_store__subkey(st, CK_SUBKEY_STORE));
-    put_be32(cur, s->version);
+    ck_be32_put(cur, s->version);
     MDB_val ck = {sizeof CURRENT_KEY - 1, (void *)CURRENT_KEY}, cv = {sizeof cur, cur};
     mrc = mdb_put(txn, st->dbi_schema, &ck, &cv, 0);
     CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot write the schema version"));

@@ -34,17 +34,6 @@ static const char DB_SCHEMA[] = "schema";
 /* Small helpers                                                            */
 /* ------------------------------------------------------------------------ */
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n;
-    if (ck_add_overflows(strlen(dir), strlen(name), &n) || ck_add_overflows(n, 2, &n))
-        return NULL;
-    char *p = ck_mem__malloc(n);
-    if (p != NULL)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* Copy the calling thread's detail message into the caller's errbuf: there
  * is no handle to ask once open or init has failed. */
 static void export_error(ck_store *st, const ck_options *opts, int rc)
@@ -117,10 +106,7 @@ static void meta_mac(uint8_t out[META_MAC_BYTES], const ck_store *st, uint32_t f
 {
     uint8_t msg[7 + 4 + CK_STORE_ID_BYTES];
     memcpy(msg, "ckmeta1", 7);
-    msg[7] = (uint8_t)(format >> 24);
-    msg[8] = (uint8_t)(format >> 16);
-    msg[9] = (uint8_t)(format >> 8);
-    msg[10] = (uint8_t)format;
+    ck_be32_put(msg + 7, format);
     memcpy(msg + 11, st->store_id, CK_STORE_ID_BYTES);
     ck_crypto__mac(out, META_MAC_BYTES, msg, sizeof msg, ck_store__subkey(st, CK_SUBKEY_META));
 }
@@ -161,10 +147,7 @@ static int init_data_txn(ck_store *st, MDB_txn *txn, void *ctx)
     MDB_txn *ktxn = ctx;
     uint8_t be[4], mac[META_MAC_BYTES];
     CK_TRY(open_dbis(st, txn, ktxn, MDB_CREATE));
-    be[0] = (uint8_t)(CK_FORMAT_VERSION >> 24);
-    be[1] = (uint8_t)(CK_FORMAT_VERSION >> 16);
-    be[2] = (uint8_t)(CK_FORMAT_VERSION >> 8);
-    be[3] = (uint8_t)CK_FORMAT_VERSION;
+    ck_be32_put(be, CK_FORMAT_VERSION);
     meta_mac(mac, st, CK_FORMAT_VERSION);
     CK_TRY(put_meta(st, txn, "format", be, sizeof be));
     CK_TRY(put_meta(st, txn, "store_id", st->store_id, sizeof st->store_id));
@@ -186,7 +169,7 @@ static int check_meta(ck_store *st, MDB_txn *txn)
     CK_TRY(get_meta(st, txn, "format", be, sizeof be));
     CK_TRY(get_meta(st, txn, "store_id", id, sizeof id));
     CK_TRY(get_meta(st, txn, "mac", mac, sizeof mac));
-    uint32_t format = (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
+    uint32_t format = ck_be32_get(be);
     meta_mac(want, st, format);
     if (sodium_memcmp(mac, want, sizeof mac) != 0 ||
         sodium_memcmp(id, st->store_id, sizeof id) != 0)
@@ -201,8 +184,8 @@ static int check_meta(ck_store *st, MDB_txn *txn)
 static int open_envs(ck_store *st, size_t map_size)
 {
     int rc;
-    char *dpath = path_join(st->dir, CK_DATA_FILE);
-    char *kpath = path_join(st->dir, CK_KEYRING_FILE);
+    char *dpath = ck_mem__path_join(st->dir, CK_DATA_FILE);
+    char *kpath = ck_mem__path_join(st->dir, CK_KEYRING_FILE);
     CK_ENSURE(dpath != NULL && kpath != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     CK_GUARD(ck_env__open(st, &st->data, dpath, "data", map_size, st->flags));
     CK_GUARD(ck_env__open(st, &st->keyring, kpath, "keyring", 0, st->flags));
@@ -225,7 +208,7 @@ static void remove_store_files(const char *dir)
                                            directory fsync */
                                         CK_KEYS_FILE};
     for (size_t i = 0; i < CK_ARRAY_LEN(files); i++) {
-        char *p = path_join(dir, files[i]);
+        char *p = ck_mem__path_join(dir, files[i]);
         if (p != NULL)
             unlink(p);
         ck_mem__free(p);
@@ -234,7 +217,7 @@ static void remove_store_files(const char *dir)
 
 static bool file_exists(const char *dir, const char *name)
 {
-    char *p = path_join(dir, name);
+    char *p = ck_mem__path_join(dir, name);
     bool yes = p != NULL && access(p, F_OK) == 0;
     ck_mem__free(p);
     return yes;
@@ -605,7 +588,7 @@ CK_EXPORT int ck_slot_remove(ck_store *st, ck_slot_type type)
 static uint64_t file_size(const char *dir, const char *name)
 {
     struct stat sb;
-    char *p = path_join(dir, name);
+    char *p = ck_mem__path_join(dir, name);
     uint64_t n = p != NULL && stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     ck_mem__free(p);
     return n;
