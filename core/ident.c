@@ -24,6 +24,9 @@ ck_norm_kind ck_ident__norm_kind_for(const char *name)
     return CK_NORM_TEXT;
 }
 
+/* Longest run of digits a phone value may hold before it is refused. */
+#define CK_PHONE_DIGITS_MAX 32
+
 /* Trim ASCII white space and U+00A0 (no-break space, common in pasted
  * French text) at both ends. */
 static void trim(const char **s, size_t *n)
@@ -70,15 +73,14 @@ static int unicode_map(ck_buf *out, const char *s, size_t n, bool fold)
     return rc;
 }
 
-static int normalize_phone(ck_buf *out, const char *s, size_t n)
+static int phone_digits(ck_buf *out, char digits[CK_PHONE_DIGITS_MAX], const char *s, size_t n)
 {
-    char digits[32] = {0};
     size_t nd = 0;
     bool plus = false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c >= '0' && c <= '9') {
-            if (nd == sizeof digits)
+            if (nd == CK_PHONE_DIGITS_MAX)
                 return CK_EINVAL;
             digits[nd++] = c;
         } else if (c == '+' && nd == 0 && !plus) {
@@ -108,6 +110,15 @@ static int normalize_phone(ck_buf *out, const char *s, size_t n)
         return CK_EINVAL;
     CK_TRY(ck_buf__append(out, "+", 1));
     return ck_buf__append(out, d, nd);
+}
+
+/* The digits are a customer value: wipe the stack copy on every path. */
+static int normalize_phone(ck_buf *out, const char *s, size_t n)
+{
+    char digits[CK_PHONE_DIGITS_MAX] = {0};
+    int rc = phone_digits(out, digits, s, n);
+    sodium_memzero(digits, sizeof digits);
+    return rc;
 }
 
 int ck_ident__normalize(ck_buf *out, ck_norm_kind kind, const char *s, size_t n)

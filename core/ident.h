@@ -21,7 +21,9 @@ typedef enum ck_norm_kind {
  * anything else -> TEXT. */
 ck_norm_kind ck_ident__norm_kind_for(const char *field_name);
 
-/* Normalise `n` bytes at `s` into `out` (reset first). CK_OK, or CK_EINVAL
+/* Normalise `n` bytes at `s` into `out` (reset first). The result is a
+ * customer value: pass a secure buffer (CK_BUF_SECURE_INIT) so it is wiped.
+ * CK_OK, or CK_EINVAL
  * when the value cannot be normalised (invalid UTF-8, a phone number that is
  * not one, an e-mail without '@', empty after trimming); CK_ENOMEM. */
 int ck_ident__normalize(ck_buf *out, ck_norm_kind kind, const char *s, size_t n);
