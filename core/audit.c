@@ -1027,6 +1027,83 @@ int ck_audit__append(ck_store *st, const ck_audit_entry *e, bool strict, uint64_
     return append_full(st, e, strict, seq_out, hash_out, NULL);
 }
 
+int ck_audit__append_many(ck_store *st, const ck_audit_entry *e, size_t n, bool strict)
+{
+    int rc;
+    pending *ps = NULL;
+    ck_buf *encs = NULL;
+    if (st == NULL || (n > 0 && e == NULL))
+        return CK_EINVAL;
+    if (n == 0)
+        return CK_OK;
+    ck_audit *a = st->audit;
+    CK_ENSURE(a != NULL, ck_err__set(st, CK_EINTERNAL, "the audit log is not open"));
+    CK_ENSURE(!a->rdonly, ck_err__set(st, CK_EDENIED,
+                                      "the store is open read-only: no audit entry can be "
+                                      "written"));
+    for (size_t i = 0; i < n; i++)
+        CK_GUARD(check_entry(st, &e[i]));
+    ps = ck_mem__calloc(n, sizeof *ps);
+    encs = ck_mem__calloc(n, sizeof *encs);
+    CK_ENSURE(ps != NULL && encs != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    uint64_t t = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        encs[i] = (ck_buf)CK_BUF_INIT;
+        rc = encode_entry(&encs[i], &ps[i].seq_off, &e[i], t);
+        CK_ENSURE(rc == CK_OK, ck_err__set(st, rc,
+                                           rc == CK_ELIMIT ? "audit entry too large"
+                                                           : "cannot encode audit entry"));
+        ps[i].enc = &encs[i];
+        ps[i].next = i + 1 < n ? &ps[i + 1] : NULL;
+    }
+    /* Only the last one needs to be strict: the batch that holds it is
+     * fsync'ed, and it holds every earlier one (or they went before). */
+    ps[n - 1].strict = strict || st->audit_mode == CK_AUDIT_STRICT;
+
+    pthread_mutex_lock(&a->mu);
+    if (a->broken != CK_OK) {
+        rc = a->broken;
+        char msg[CK_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", a->broken_msg);
+        pthread_mutex_unlock(&a->mu);
+        rc = ck_err__set(st, rc, "the audit log cannot be written (%s)", msg);
+        goto cleanup;
+    }
+    if (a->q_tail != NULL)
+        a->q_tail->next = &ps[0];
+    else
+        a->q_head = &ps[0];
+    a->q_tail = &ps[n - 1];
+    a->queued += n;
+    a->queued_strict += ps[n - 1].strict;
+    if (a->leader)
+        pthread_cond_signal(&a->leader_cv);
+    /* Batches are taken whole and in queue order: once the last entry is
+     * done, every one before it is. */
+    while (!ps[n - 1].done) {
+        if (!a->leader) {
+            a->leader = true;
+            lead(st, ps[n - 1].strict);
+        } else {
+            pthread_cond_wait(&a->done_cv, &a->mu);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    rc = CK_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (ps[i].rc != CK_OK) {
+            rc = ck_err__set(st, ps[i].rc, "%s", ps[i].msg);
+            break;
+        }
+    }
+cleanup:
+    for (size_t i = 0; encs != NULL && i < n; i++)
+        ck_buf__free(&encs[i]);
+    ck_mem__free(encs);
+    ck_mem__free(ps);
+    return rc;
+}
+
 void ck_audit__pseudonym(uint8_t out[CK_AUDIT_PSEUDONYM_BYTES], const ck_store *st,
                          const unsigned char subject_data_key[CK_KEY_BYTES],
                          const uint8_t sid[CK_SUBJECT_ID_BYTES])

@@ -106,6 +106,14 @@ int ck_audit__append(ck_store *st, const ck_audit_entry *e, bool strict, uint64_
                      uint8_t hash_out[CK_AUDIT_HASH_BYTES]);
 
 /*
+ * ck_audit__append_many - append `n` entries at once, in order, in one
+ * write (a bulk operation such as an import). strict: return only once all
+ * are fsync'ed. Returns as ck_audit__append; on failure none, some or all
+ * of them may have been written (never a torn one).
+ */
+int ck_audit__append_many(ck_store *st, const ck_audit_entry *e, size_t n, bool strict);
+
+/*
  * ck_audit__pseudonym - the audit pseudonym of a subject.
  *
  *   salt = BLAKE2b-256(key = subject data key, "ckstore audit salt")

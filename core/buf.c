@@ -1,10 +1,13 @@
 /*
  * buf.c - the growable byte buffer (ck_buf) and the arena (ck_arena).
  *
- * A secure ck_buf holds plaintext: its storage comes from guarded memory
- * (ck_mem__smalloc) and no copy of its contents is ever left behind in freed
- * memory. An arena serves many small allocations that die together (decoded
- * values point into one); it wipes everything it hands out when it is reset
+ * A secure ck_buf holds plaintext (customer values): its storage is wiped
+ * whenever it is reset, grown or freed, so no copy of its contents is ever
+ * left behind in freed memory. It is ordinary heap memory, not guarded
+ * memory: sodium_malloc costs several system calls and a locked page per
+ * buffer, which the release path cannot afford for every value; guarded
+ * memory is kept for key material (ck_mem__smalloc). An arena serves many small allocations that
+ * die together (decoded values point into one); it wipes everything it hands out when it is reset
  * or freed.
  */
 #include "internal.h"
@@ -26,20 +29,23 @@
 #define CK_BUF_MIN_CAP ((size_t)64)
 
 /*
- * Move a secure buffer's contents to new guarded storage of `cap` bytes.
- * The old storage is released with ck_mem__sfree, which wipes it, so no copy
- * of the plaintext survives in freed memory. On failure the buffer is
- * unchanged.
+ * Move a secure buffer's contents to new storage of `cap` bytes. The old
+ * storage is wiped before it is freed (never realloc'ed in place, which
+ * could leave a copy behind), so no copy of the plaintext survives in freed
+ * memory. On failure the buffer is unchanged.
  */
 static int buf_grow_secure(ck_buf *b, size_t cap)
 {
-    uint8_t *p = ck_mem__smalloc(cap);
+    uint8_t *p = ck_mem__malloc(cap);
 
     if (p == NULL)
         return CK_ENOMEM;
     if (b->len != 0)
         memcpy(p, b->p, b->len);
-    ck_mem__sfree(b->p);
+    if (b->p != NULL) {
+        sodium_memzero(b->p, b->cap);
+        ck_mem__free(b->p);
+    }
     b->p = p;
     b->cap = cap;
     return CK_OK;
@@ -110,15 +116,14 @@ void ck_buf__reset(ck_buf *b)
 }
 
 /*
- * ck_buf__free - release the storage (ck_mem__sfree wipes a secure buffer's
- * storage first). The buffer keeps its `secure` flag and may be used again.
+ * ck_buf__free - release the storage (a secure buffer's is wiped first).
+ * The buffer keeps its `secure` flag and may be used again.
  */
 void ck_buf__free(ck_buf *b)
 {
-    if (b->secure)
-        ck_mem__sfree(b->p);
-    else
-        ck_mem__free(b->p);
+    if (b->secure && b->p != NULL)
+        sodium_memzero(b->p, b->cap);
+    ck_mem__free(b->p);
     b->p = NULL;
     b->len = 0;
     b->cap = 0;

@@ -34,6 +34,21 @@ void ck_crypto__seal(uint8_t *out, const uint8_t *pt, size_t pt_len, const uint8
                                                NULL, out, key);
 }
 
+void ck_crypto__seal_st(uint8_t *out, ck_store *st, const uint8_t *pt, size_t pt_len,
+                        const uint8_t *aad, size_t aad_len, const unsigned char key[CK_KEY_BYTES])
+{
+    /* Nonce = a random 128-bit prefix drawn when the store was opened ||
+     * a 64-bit counter of this handle. Unique per handle by the counter,
+     * across handles and processes by the prefix (a collision needs two
+     * equal 128-bit random draws), with no state to persist - and one
+     * getrandom() per open instead of one per record. */
+    uint64_t n = __atomic_fetch_add(&st->nonce_ctr, 1, __ATOMIC_RELAXED);
+    memcpy(out, st->nonce_prefix, sizeof st->nonce_prefix);
+    ck_be64_put(out + sizeof st->nonce_prefix, n);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + CK_NONCE_BYTES, NULL, pt, pt_len, aad, aad_len,
+                                               NULL, out, key);
+}
+
 int ck_crypto__open(uint8_t *pt, const uint8_t *ct, size_t ct_len, const uint8_t *aad,
                     size_t aad_len, const unsigned char key[CK_KEY_BYTES])
 {

@@ -52,6 +52,8 @@ CK_EXPORT const char *ck_strerror(int rc)
         return "size limit exceeded";
     case CK_EINTERNAL:
         return "internal error";
+    case CK_EAMBIGUOUS:
+        return "several subjects match";
     default:
         return "unknown error";
     }

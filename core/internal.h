@@ -86,6 +86,11 @@ static inline void ck_be64_put(uint8_t *p, uint64_t v)
     ck_be32_put(p + 4, (uint32_t)v);
 }
 
+static inline uint64_t ck_be64_get(const uint8_t *p)
+{
+    return (uint64_t)ck_be32_get(p) << 32 | ck_be32_get(p + 4);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Memory (mem.c). Every allocation of the library goes through these so     */
 /* that the fault-injection build can make the Nth one fail.                 */
@@ -119,8 +124,9 @@ bool ck_fault__hit(const char *site);
 /* Growable byte buffer (buf.c)                                              */
 /* ------------------------------------------------------------------------ */
 
-/* A byte buffer. With `secure` set the storage comes from guarded memory and
- * is wiped whenever it is released or reallocated: use it for plaintext. */
+/* A byte buffer. With `secure` set the storage is wiped whenever it is
+ * reset, released or reallocated: use it for plaintext. (Key material goes
+ * to guarded memory, ck_mem__smalloc, instead.) */
 typedef struct ck_buf {
     uint8_t *p;
     size_t len;

@@ -12,6 +12,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define KEYRING_VERSION 1
@@ -27,35 +28,39 @@ static void keyring_aad(uint8_t aad[AAD_BYTES], const ck_store *st,
     aad[AAD_BYTES - 1] = KEYRING_VERSION;
 }
 
-int ck_keyring__create(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
-                       unsigned char dk_out[CK_KEY_BYTES])
+int ck_keyring__put(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                    const unsigned char dk[CK_KEY_BYTES])
 {
-    int rc;
     uint8_t aad[AAD_BYTES];
-    unsigned char *dk = ck_mem__smalloc(CK_KEY_BYTES);
-    if (dk == NULL)
-        return ck_err__set(st, CK_ENOMEM, "out of memory");
-    randombytes_buf(dk, CK_KEY_BYTES);
     keyring_aad(aad, st, sid);
-
     MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid};
     MDB_val v = {RECORD_BYTES, NULL};
     /* MDB_NOOVERWRITE: a subject id is random and new; finding it taken
      * means something is badly wrong, and overwriting would shred a key. */
-    int mrc = mdb_put(ktxn, st->dbi_keyring, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-    if (mrc == MDB_KEYEXIST) {
-        rc = ck_err__set(st, CK_EINTERNAL, "subject id collision in the keyring");
-        goto cleanup;
-    }
-    CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot write the keyring"));
+    int mrc = ck_fault__hit("mdb_put")
+                  ? EIO
+                  : mdb_put(ktxn, st->dbi_keyring, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (mrc == MDB_KEYEXIST)
+        return ck_err__set(st, CK_EINTERNAL, "subject id collision in the keyring");
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot write the keyring");
     uint8_t *rec = v.mv_data;
     rec[0] = KEYRING_VERSION;
-    ck_crypto__seal(rec + 1, dk, CK_KEY_BYTES, aad, sizeof aad,
-                    ck_store__subkey(st, CK_SUBKEY_KEK));
-    if (dk_out != NULL)
+    ck_crypto__seal_st(rec + 1, st, dk, CK_KEY_BYTES, aad, sizeof aad,
+                       ck_store__subkey(st, CK_SUBKEY_KEK));
+    return CK_OK;
+}
+
+int ck_keyring__create(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                       unsigned char dk_out[CK_KEY_BYTES])
+{
+    unsigned char *dk = ck_mem__smalloc(CK_KEY_BYTES);
+    if (dk == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    randombytes_buf(dk, CK_KEY_BYTES);
+    int rc = ck_keyring__put(st, ktxn, sid, dk);
+    if (rc == CK_OK && dk_out != NULL)
         memcpy(dk_out, dk, CK_KEY_BYTES);
-    rc = CK_OK;
-cleanup:
     ck_mem__sfree(dk);
     return rc;
 }

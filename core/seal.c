@@ -9,7 +9,9 @@
  *
  * Key:   subject id (16) || field id (u16 BE)   -- a subject's values are
  *        adjacent, so a release reads one short key range.
- * Value: [u8 version=1][nonce 24][ciphertext][tag 16]
+ * Value: [u8 version=1][nonce 24][ciphertext][tag 16]; the plaintext is
+ *        the write time (i64 BE, Unix seconds: retention counts from it)
+ *        followed by the value's msgpack encoding.
  */
 #include "store.h"
 
@@ -38,12 +40,22 @@ int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYT
                  uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
                  ck_buf *scratch)
 {
+    return ck_seal__put_at(st, txn, sid, field_id, dk, v, ck_store__now(st), scratch);
+}
+
+int ck_seal__put_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                    uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
+                    int64_t written, ck_buf *scratch)
+{
     int rc;
-    uint8_t key[CK_VALUE_KEY_BYTES], aad[AAD_BYTES];
+    uint8_t key[CK_VALUE_KEY_BYTES], aad[AAD_BYTES], tbe[8];
     size_t rec_len;
 
     ck_buf__reset(scratch);
-    rc = ck_codec__encode(scratch, v);
+    ck_be64_put(tbe, (uint64_t)written);
+    rc = ck_buf__append(scratch, tbe, sizeof tbe);
+    if (rc == CK_OK)
+        rc = ck_codec__encode(scratch, v);
     if (rc != CK_OK)
         return ck_err__set(st, rc, "cannot encode a value of field %u", (unsigned)field_id);
     if (ck_add_overflows(scratch->len, 1 + CK_SEAL_OVERHEAD, &rec_len))
@@ -61,7 +73,7 @@ int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYT
     }
     uint8_t *rec = val.mv_data;
     rec[0] = CK_VALUE_RECORD_VERSION;
-    ck_crypto__seal(rec + 1, scratch->p, scratch->len, aad, sizeof aad, dk);
+    ck_crypto__seal_st(rec + 1, st, scratch->p, scratch->len, aad, sizeof aad, dk);
     rc = CK_OK;
 cleanup:
     ck_buf__reset(scratch); /* plaintext encoding: wiped when secure */
@@ -71,6 +83,13 @@ cleanup:
 int ck_seal__get(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
                  uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], ck_type type,
                  ck_value *out, ck_arena *arena)
+{
+    return ck_seal__get_at(st, txn, sid, field_id, dk, type, out, NULL, arena);
+}
+
+int ck_seal__get_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                    uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], ck_type type,
+                    ck_value *out, int64_t *written, ck_arena *arena)
 {
     int rc;
     uint8_t key[CK_VALUE_KEY_BYTES], aad[AAD_BYTES];
@@ -100,7 +119,12 @@ int ck_seal__get(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYT
                            "value record of field %u does not authenticate "
                            "(tampered, or moved from another subject or field)",
                            (unsigned)field_id);
-    rc = ck_codec__decode(out, type, pt, pt_len, arena);
+    if (pt_len < 8)
+        return ck_err__set(st, CK_EFORMAT, "value record of field %u is too short",
+                           (unsigned)field_id);
+    if (written != NULL)
+        *written = (int64_t)ck_be64_get(pt);
+    rc = ck_codec__decode(out, type, pt + 8, pt_len - 8, arena);
     if (rc != CK_OK)
         return ck_err__set(st, rc == CK_ENOMEM ? CK_ENOMEM : CK_EFORMAT,
                            "value of field %u does not decode as its type", (unsigned)field_id);

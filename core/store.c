@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define META_MAC_BYTES 32
@@ -29,6 +30,10 @@ static const char DB_SUBJECTS[] = "subjects";
 static const char DB_VALUES[] = "values";
 static const char DB_KEYRING[] = "keys";
 static const char DB_SCHEMA[] = "schema";
+static const char DB_INDEX[] = "index";
+static const char DB_CONSENTS[] = "consents";
+static const char DB_CINDEX[] = "cindex";
+static const char DB_CONTACTS[] = "contacts";
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -73,7 +78,16 @@ static ck_store *store_new(const char *dir, unsigned flags)
         return NULL;
     }
     sodium_memzero(st->keys, sizeof *st->keys);
+    randombytes_buf(st->nonce_prefix, sizeof st->nonce_prefix);
     if (pthread_mutex_init(&st->slots_lock, NULL) != 0) {
+        ck_errors__fini(&st->errors);
+        ck_mem__free(st->dir);
+        ck_mem__sfree(st->keys);
+        ck_mem__free(st);
+        return NULL;
+    }
+    if (pthread_mutex_init(&st->keypool_lock, NULL) != 0) {
+        pthread_mutex_destroy(&st->slots_lock);
         ck_errors__fini(&st->errors);
         ck_mem__free(st->dir);
         ck_mem__sfree(st->keys);
@@ -92,6 +106,9 @@ CK_EXPORT void ck_close(ck_store *st)
     ck_env__close(&st->data);
     ck_env__close(&st->keyring);
     ck_mem__sfree(st->keys); /* sodium_free wipes before releasing */
+    for (unsigned i = 0; i < st->nkeypool; i++)
+        ck_mem__sfree(st->keypool[i]);
+    pthread_mutex_destroy(&st->keypool_lock);
     pthread_mutex_destroy(&st->slots_lock);
     ck_errors__fini(&st->errors);
     ck_mem__free(st->dir);
@@ -138,6 +155,10 @@ static int open_dbis(ck_store *st, MDB_txn *dtxn, MDB_txn *ktxn, unsigned flags)
     CK_TRY(ck_env__dbi(st, dtxn, DB_SUBJECTS, flags, &st->dbi_subjects));
     CK_TRY(ck_env__dbi(st, dtxn, DB_VALUES, flags, &st->dbi_values));
     CK_TRY(ck_env__dbi(st, dtxn, DB_SCHEMA, flags, &st->dbi_schema));
+    CK_TRY(ck_env__dbi(st, dtxn, DB_INDEX, flags | MDB_DUPSORT | MDB_DUPFIXED, &st->dbi_index));
+    CK_TRY(ck_env__dbi(st, dtxn, DB_CONSENTS, flags, &st->dbi_consents));
+    CK_TRY(ck_env__dbi(st, dtxn, DB_CINDEX, flags, &st->dbi_cindex));
+    CK_TRY(ck_env__dbi(st, dtxn, DB_CONTACTS, flags, &st->dbi_contacts));
     CK_TRY(ck_env__dbi(st, ktxn, DB_KEYRING, flags, &st->dbi_keyring));
     return CK_OK;
 }
@@ -284,6 +305,8 @@ CK_EXPORT int ck_init(ck_store **out, const char *dir, const ck_options *opts)
     made_files = true;
     st->audit_mode = opts->audit_mode;
     st->audit_flush_ms = opts->audit_flush_ms;
+    st->clock = opts->clock;
+    st->clock_ctx = opts->clock_ctx;
     CK_GUARD(open_envs(st, opts->map_size));
     CK_GUARD(ck_env__write(st, &st->keyring, init_keyring_txn, NULL));
     CK_GUARD(ck_audit__open(st, true));
@@ -425,6 +448,8 @@ CK_EXPORT int ck_open(ck_store **out, const char *dir, const ck_options *opts)
     CK_GUARD(ck_schema__open(st, dtxn));
     st->audit_mode = opts->audit_mode;
     st->audit_flush_ms = opts->audit_flush_ms;
+    st->clock = opts->clock;
+    st->clock_ctx = opts->clock_ctx;
     CK_GUARD(ck_audit__open(st, false));
     rc = CK_OK;
 cleanup:
@@ -592,6 +617,39 @@ static uint64_t file_size(const char *dir, const char *name)
     uint64_t n = p != NULL && stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     ck_mem__free(p);
     return n;
+}
+
+unsigned char *ck_store__key_take(ck_store *st)
+{
+    unsigned char *k = NULL;
+    pthread_mutex_lock(&st->keypool_lock);
+    if (st->nkeypool > 0)
+        k = st->keypool[--st->nkeypool];
+    pthread_mutex_unlock(&st->keypool_lock);
+    return k != NULL ? k : ck_mem__smalloc(CK_KEY_BYTES);
+}
+
+void ck_store__key_give(ck_store *st, unsigned char *k)
+{
+    if (k == NULL)
+        return;
+    sodium_memzero(k, CK_KEY_BYTES);
+    pthread_mutex_lock(&st->keypool_lock);
+    if (st->nkeypool < sizeof st->keypool / sizeof st->keypool[0]) {
+        st->keypool[st->nkeypool++] = k;
+        k = NULL;
+    }
+    pthread_mutex_unlock(&st->keypool_lock);
+    ck_mem__sfree(k);
+}
+
+int64_t ck_store__now(const ck_store *st)
+{
+    if (st->clock != NULL)
+        return st->clock(st->clock_ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
 }
 
 CK_EXPORT int ck_stats_get(ck_stats *out, ck_store *st)

@@ -82,6 +82,12 @@ void ck_crypto__derive_all(ck_keys *keys);
 void ck_crypto__seal(uint8_t *out, const uint8_t *pt, size_t pt_len, const uint8_t *aad,
                      size_t aad_len, const unsigned char key[CK_KEY_BYTES]);
 
+/* The same with the nonce from the store handle: a random prefix drawn at
+ * open and a counter (no system call per record). For every record a
+ * store writes in bulk. */
+void ck_crypto__seal_st(uint8_t *out, ck_store *st, const uint8_t *pt, size_t pt_len,
+                        const uint8_t *aad, size_t aad_len, const unsigned char key[CK_KEY_BYTES]);
+
 /* Inverse of ck_crypto__seal: `pt` receives ct_len - CK_SEAL_OVERHEAD bytes.
  * CK_OK, CK_EINTEGRITY (authentication failed) or CK_EFORMAT (too short). */
 CK_MUST_CHECK int ck_crypto__open(uint8_t *pt, const uint8_t *ct, size_t ct_len, const uint8_t *aad,
@@ -207,6 +213,10 @@ struct ck_store {
     MDB_dbi dbi_values;
     MDB_dbi dbi_keyring;
     MDB_dbi dbi_schema;
+    MDB_dbi dbi_index;          /* subject.c: blind index -> subject ids (dupsort) */
+    MDB_dbi dbi_consents;       /* consent.c: sealed consent records */
+    MDB_dbi dbi_cindex;         /* consent.c: purpose tag || sid -> current state */
+    MDB_dbi dbi_contacts;       /* consent.c: sealed contact log per subject+channel */
     pthread_mutex_t slots_lock; /* serialises key-slot changes in-process */
     ck_errors errors;
     struct ck_schema_state *schema; /* schema.c: current schema, reloaded
@@ -214,7 +224,23 @@ struct ck_store {
     struct ck_audit *audit;         /* audit.c: the open audit log */
     ck_audit_mode audit_mode;
     unsigned audit_flush_ms;
+    uint8_t nonce_prefix[16];     /* random, drawn at open: see ck_crypto__seal_st */
+    uint64_t nonce_ctr;           /* atomic */
+    pthread_mutex_t keypool_lock; /* guards keypool */
+    unsigned char *keypool[16];   /* free guarded key buffers (CK_KEY_BYTES) */
+    unsigned nkeypool;
+    int64_t (*clock)(void *ctx); /* ck_options.clock; NULL = real time */
+    void *clock_ctx;
 };
+
+/* A guarded buffer of CK_KEY_BYTES for a data key, from the store's pool
+ * (sodium_malloc is a handful of system calls: too slow per request).
+ * NULL when out of memory. Give it back (wiped) with ck_store__key_give. */
+unsigned char *ck_store__key_take(ck_store *st);
+void ck_store__key_give(ck_store *st, unsigned char *k);
+
+/* The store's clock: Unix seconds (ck_options.clock, or the real time). */
+int64_t ck_store__now(const ck_store *st);
 
 /* ------------------------------------------------------------------------ */
 /* Hooks of the modules that live beside the store (called by store.c).      */
@@ -266,6 +292,10 @@ void ck_seal__value_key(uint8_t out[CK_VALUE_KEY_BYTES], const uint8_t sid[CK_SU
 int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
                  uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
                  ck_buf *scratch);
+/* The same with the write time given (ck_seal__put uses the store's clock). */
+int ck_seal__put_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                    uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
+                    int64_t written, ck_buf *scratch);
 /* Fetch, open and decode the value of (sid, field) into `out`, whose memory
  * (plaintext included) lives in `arena`, wiped when the caller resets it.
  * CK_ENOTFOUND when the field is unset; CK_EINTEGRITY when the record does
@@ -274,5 +304,15 @@ int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYT
 CK_MUST_CHECK int ck_seal__get(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
                                uint16_t field_id, const unsigned char dk[CK_KEY_BYTES],
                                ck_type type, ck_value *out, ck_arena *arena);
+/* The same, also giving the value's write time (`written` may be NULL). */
+CK_MUST_CHECK int ck_seal__get_at(ck_store *st, MDB_txn *txn,
+                                  const uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field_id,
+                                  const unsigned char dk[CK_KEY_BYTES], ck_type type, ck_value *out,
+                                  int64_t *written, ck_arena *arena);
+
+/* Wrap a given data key for `sid` into the keyring (ck_keyring__create
+ * makes the key itself). CK_EINTERNAL if `sid` already has a key. */
+int ck_keyring__put(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                    const unsigned char dk[CK_KEY_BYTES]);
 
 #endif /* CK_STORE_H */

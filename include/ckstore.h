@@ -102,6 +102,7 @@ extern "C" {
 #define CK_EVERSION   (-12) /* the store was written by a newer format */
 #define CK_ELIMIT     (-13) /* a declared size limit was exceeded */
 #define CK_EINTERNAL  (-14) /* a bug: an internal invariant did not hold */
+#define CK_EAMBIGUOUS (-15) /* a look-up matches several subjects */
 
 /*
  * ck_strerror - the static, English text of a status code.
@@ -189,11 +190,18 @@ typedef struct ck_options {
     ck_audit_mode audit_mode;    /* durability of audit entries of releases */
     unsigned int audit_flush_ms; /* CK_AUDIT_BATCHED: longest time an entry
                                     may wait for fsync; 0 = 10 ms */
+    /* The store's clock, Unix seconds: consent expiry, contact windows,
+     * retention and record times read it. NULL = the system's real-time
+     * clock. For tests and simulations; a production caller leaves it
+     * NULL (a clock in the past would keep expired consents alive). */
+    int64_t (*clock)(void *ctx);
+    void *clock_ctx;
 } ck_options;
 
 #define CK_OPTIONS_INIT                                                                            \
     {                                                                                              \
-        CK_OPTIONS_VERSION, NULL, NULL, 0, 0u, 0, CK_KDF_DEFAULT, NULL, 0, CK_AUDIT_BATCHED, 0u    \
+        CK_OPTIONS_VERSION, NULL, NULL, 0, 0u, 0, CK_KDF_DEFAULT, NULL, 0, CK_AUDIT_BATCHED, 0u,   \
+            NULL, NULL                                                                             \
     }
 
 /*
@@ -510,6 +518,454 @@ CK_EXPORT int ck_schema_get_json(char **out, ck_store *st);
 CK_EXPORT int ck_schema_version(uint32_t *out, ck_store *st);
 
 /* ------------------------------------------------------------------------ */
+/* Subjects                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A subject is a customer: 16 random bytes of internal id, never derived
+ * from who they are. A subject may be reached by
+ *  - its id (32 lower-case hex characters, as ck_subject_id_hex gives it);
+ *  - the CRM's customer number, its "ref" (unique in a store);
+ *  - an identifying field of the schema (`"identifying": true`), through a
+ *    look-up of the normalised value (several subjects may share one, a
+ *    family e-mail address for instance: such a look-up is CK_EAMBIGUOUS);
+ *  - one of its aliases: handles the customer chose (a loyalty card, an app
+ *    handle), unique in a store, so that a subject with no identifying
+ *    field at all can be recognised;
+ *  - one of its pseudonyms, in the context that made it (a purpose, or a
+ *    purpose and a recipient; see ck_release).
+ * Refs, aliases and identifying values are stored only as keyed blind
+ * indexes (SECURITY.md says what they leak).
+ */
+
+typedef enum ck_by {
+    CK_BY_ID = 1,       /* value: 32 hex characters */
+    CK_BY_REF = 2,      /* value: the CRM's customer number */
+    CK_BY_LOOKUP = 3,   /* value: the value of identifying field `field` */
+    CK_BY_ALIAS = 4,    /* value: an alias */
+    CK_BY_PSEUDONYM = 5 /* value: 43 characters, in context purpose/recipient */
+} ck_by;
+
+/*
+ * ck_who - how a call names its subject. All pointers are borrowed for the
+ * call. `len` 0 means strlen(value). For CK_BY_PSEUDONYM, `purpose` (and
+ * `recipient` if the pseudonym was made for one) give the context; in
+ * ck_release and ck_segment a NULL purpose means the request's own context.
+ */
+typedef struct ck_who {
+    ck_by by;
+    const char *value;
+    size_t len;
+    const char *field;     /* CK_BY_LOOKUP: the identifying field's name */
+    const char *purpose;   /* CK_BY_PSEUDONYM: its context */
+    const char *recipient; /*   (NULL when made without a recipient) */
+} ck_who;
+
+/*
+ * ck_subject_find - the id of the subject `who` names.
+ *
+ * out out: the subject id (CK_SUBJECT_ID_BYTES bytes); zeroed on failure.
+ * Returns CK_OK; CK_ENOTFOUND; CK_EAMBIGUOUS (a look-up matching several
+ * subjects); CK_EINVAL (malformed id or pseudonym, a look-up on a field that
+ * is not identifying); CK_EINTEGRITY; CK_EIO.
+ */
+CK_EXPORT int ck_subject_find(unsigned char out[CK_SUBJECT_ID_BYTES], ck_store *st,
+                              const ck_who *who);
+
+/* Hex form of a subject id: 32 characters and a NUL into `out`. */
+CK_EXPORT void ck_subject_id_hex(char out[2 * CK_SUBJECT_ID_BYTES + 1],
+                                 const unsigned char id[CK_SUBJECT_ID_BYTES]);
+
+/*
+ * ck_subject_create - create a subject with a fresh random id and data key.
+ *
+ * out out: optional: its id.
+ * ref in:  optional (NULL): the CRM's customer number, `ref_len` bytes
+ *          (0 = strlen), 1..256 bytes of UTF-8, trimmed of surrounding
+ *          white space before it is indexed.
+ * Returns CK_OK; CK_EEXIST when the ref is taken; CK_EINVAL; CK_EDENIED
+ * (read-only); CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ */
+CK_EXPORT int ck_subject_create(unsigned char out[CK_SUBJECT_ID_BYTES], ck_store *st,
+                                const char *ref, size_t ref_len);
+
+/* One field to write: a typed value of the field's schema type, or NULL to
+ * delete the field's value. */
+typedef struct ck_field_value {
+    const char *field;
+    const ck_value *value;
+} ck_field_value;
+
+/* ck_put flag: with CK_BY_REF, create the subject when the ref is unknown. */
+#define CK_PUT_CREATE 0x1u
+
+/*
+ * ck_put - set (or delete) fields of one subject, all or none.
+ *
+ * out   out: optional: the subject's id.
+ * who   in:  the subject.
+ * fv    in:  `n` fields (1..1024), each named at most once.
+ * flags in:  0 or CK_PUT_CREATE.
+ *
+ * Each value must have its field's type (CK_EINVAL otherwise) and pass the
+ * limits of a value. An identifying field's blind index follows its value.
+ * Nothing is written unless every field is valid. Returns CK_OK;
+ * CK_ENOTFOUND (no such subject, no schema); CK_EINVAL (unknown field,
+ * wrong type, invalid value: ck_errmsg names the field, never the value);
+ * CK_EDENIED; CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ */
+CK_EXPORT int ck_put(unsigned char out[CK_SUBJECT_ID_BYTES], ck_store *st, const ck_who *who,
+                     const ck_field_value *fv, size_t n, unsigned int flags);
+
+/*
+ * ck_put_json - like ck_put, with the fields as a JSON object
+ * `{"field": value, ...}` (`len` bytes, at most 16 MiB): the JSON forms of
+ * docs/schema.md ("Values in JSON"); null deletes the field.
+ */
+CK_EXPORT int ck_put_json(unsigned char out[CK_SUBJECT_ID_BYTES], ck_store *st, const ck_who *who,
+                          const char *json, size_t len, unsigned int flags);
+
+/*
+ * ck_alias_add - give the subject an alias (1..256 bytes, trimmed).
+ * Returns CK_OK (also when the subject already has it); CK_EEXIST when
+ * another subject holds it; CK_ENOTFOUND; CK_EINVAL; CK_EDENIED; CK_EIO.
+ */
+CK_EXPORT int ck_alias_add(ck_store *st, const ck_who *who, const char *alias, size_t len);
+
+/* ck_alias_remove - remove an alias of the subject. CK_ENOTFOUND when the
+ * subject does not hold it. */
+CK_EXPORT int ck_alias_remove(ck_store *st, const ck_who *who, const char *alias, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Consent                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum ck_consent_state {
+    CK_CONSENT_GRANTED = 1,
+    CK_CONSENT_WITHDRAWN = 2,
+    CK_CONSENT_REFUSED = 3,
+    CK_CONSENT_OBJECTED = 4 /* objection (art. 21) to a legitimate interest */
+} ck_consent_state;
+
+#define CK_CONSENT_VERSION 1
+
+/*
+ * ck_consent - one consent record to append. Start from CK_CONSENT_INIT.
+ * Pointers are borrowed for the call.
+ *
+ * Records are append-only: the newest record of a (subject, purpose) is its
+ * current state, the older ones its history; nothing is ever rewritten.
+ */
+typedef struct ck_consent {
+    unsigned int version;          /* CK_CONSENT_VERSION */
+    const char *purpose;           /* a purpose of the schema */
+    ck_consent_state state;        /* required */
+    const char *const *fields;     /* scope: a subset of the purpose's fields, */
+    size_t nfields;                /*   or 0 for all of them (not "explicit") */
+    const char *const *recipients; /* recipients covered; 0 = use inside */
+    size_t nrecipients;            /*   the company only */
+    int64_t expires;               /* Unix seconds from which it no longer holds,
+                                      0 = never */
+    const char *source;            /* evidence: where it was collected (form, */
+    const char *notice;            /*   channel), the notice version shown, */
+    const char *collector;         /*   who collected it; each optional, <= 256 B */
+    int64_t at;                    /* when it was given, Unix seconds; 0 = now */
+} ck_consent;
+
+#define CK_CONSENT_INIT                                                                            \
+    {                                                                                              \
+        CK_CONSENT_VERSION, NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0                      \
+    }
+
+/*
+ * ck_consent_record - append a consent record for the subject.
+ *
+ * actor in: who records it (written to the audit log).
+ *
+ * The audit entry is written (and fsync'ed) before the record is
+ * committed: a consent change that cannot be audited is not made.
+ * Returns CK_OK; CK_ENOTFOUND (no such subject, or no schema); CK_EINVAL
+ * (unknown purpose, a scope field the purpose does not declare, a bad
+ * state: the message says which); CK_EDENIED; CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ */
+CK_EXPORT int ck_consent_record(ck_store *st, const ck_who *who, const ck_consent *c,
+                                const char *actor);
+
+/*
+ * ck_consent_json - the subject's consents as JSON:
+ *   {"current": {"<purpose>": {record}, ...}, "history": [{record}, ...]}
+ * with each record {"purpose","state","fields","recipients","expires",
+ * "at","source","notice","collector"} (times RFC 3339 UTC; absent
+ * optional members omitted), history oldest first.
+ * out: NUL-terminated text, free with ck_free(). Returns CK_OK;
+ * CK_ENOTFOUND; CK_EINTEGRITY; CK_ENOMEM.
+ */
+CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who);
+
+/* ------------------------------------------------------------------------ */
+/* Import                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Import reads JSON Lines, one subject per line:
+ *
+ *   {"ref":"C-000123","fields":{"email":"...","city":"Paris"},
+ *    "consent":{"marketing.email":true,"analytics":{"state":"objected"},
+ *               "personalization":{"state":"granted","fields":["city"],
+ *                  "recipients":["acme"],"expires":"2027-11-22",
+ *                  "source":"web-form-v3"}}}
+ *
+ * "ref" is required; "fields" and "consent" are optional. A consent value
+ * is true (granted, all the purpose's fields), false (refused) or an
+ * object. A ref seen before updates its subject (upsert): the fields
+ * given are set, the others kept; the consents given are appended.
+ *
+ * Each line is atomic: a line that is not valid (bad JSON, not an object,
+ * unknown field or purpose, wrong type, impossible date, bad consent value)
+ * is rejected with its line number and reason and writes nothing; good
+ * lines are committed in batches. Blank lines are skipped.
+ */
+typedef struct ck_importer ck_importer;
+
+#define CK_IMPORT_OPTIONS_VERSION 1
+
+typedef struct ck_import_options {
+    unsigned int version;     /* CK_IMPORT_OPTIONS_VERSION */
+    const char *actor;        /* audit actor; NULL = "import" */
+    const char *source;       /* default evidence source of the consents given
+                                 (the CLI passes the file name); NULL = "import" */
+    unsigned int batch_lines; /* lines per commit; 0 = 4096 */
+    /* Called for each rejected line (line numbers from 1), with a reason
+     * that never quotes a value. Optional. */
+    void (*on_reject)(void *ctx, uint64_t line, const char *reason);
+    void *ctx;
+} ck_import_options;
+
+#define CK_IMPORT_OPTIONS_INIT                                                                     \
+    {                                                                                              \
+        CK_IMPORT_OPTIONS_VERSION, NULL, NULL, 0u, NULL, NULL                                      \
+    }
+
+typedef struct ck_import_stats {
+    uint64_t lines;    /* lines read (blank ones included) */
+    uint64_t imported; /* lines committed: created + updated */
+    uint64_t created;
+    uint64_t updated;
+    uint64_t rejected;
+    uint64_t consents; /* consent records appended */
+} ck_import_stats;
+
+/* Start an import. Returns CK_OK; CK_ENOTFOUND (no schema); CK_EINVAL;
+ * CK_EDENIED (read-only); CK_ENOMEM. */
+CK_EXPORT int ck_import_begin(ck_importer **out, ck_store *st, const ck_import_options *opts);
+
+/*
+ * ck_import_feed - give the importer more bytes, in chunks of any size
+ * (a line may span chunks; lines longer than 16 MiB are rejected). Full
+ * batches are committed as they fill. A rejected line is not an error
+ * (on_reject is told); an error (CK_EIO, CK_ENOSPC, CK_ENOMEM, CK_EBUSY...)
+ * stops the import: the batch in progress is rolled back, the batches
+ * committed before stay, and every later call returns the same error.
+ */
+CK_EXPORT int ck_import_feed(ck_importer *imp, const char *data, size_t len);
+
+/* ck_import_stats_get - the counts so far (committed lines only). */
+CK_EXPORT void ck_import_stats_get(const ck_importer *imp, ck_import_stats *out);
+
+/*
+ * ck_import_finish - take the last line (it needs no final newline), commit
+ * the last batch, write the import's audit entries, fill `out` (optional)
+ * and free the importer. Returns CK_OK or the error that stopped it.
+ */
+CK_EXPORT int ck_import_finish(ck_importer *imp, ck_import_stats *out);
+
+/* ck_import_free - abandon an import: the batch in progress is rolled back
+ * (batches already committed stay). NULL is a no-op. */
+CK_EXPORT void ck_import_free(ck_importer *imp);
+
+/* ------------------------------------------------------------------------ */
+/* Release                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Why a field was withheld. The rules and their order are in docs/release.md
+ * (DESIGN.md section 4): the first reason that applies is reported, so a
+ * withheld answer never reveals whether a value exists.
+ */
+typedef enum ck_reason {
+    CK_RELEASED = 0,
+    CK_WITHHELD_NOT_IN_PURPOSE = 1,
+    CK_WITHHELD_NO_CONSENT = 2,
+    CK_WITHHELD_REFUSED = 3,
+    CK_WITHHELD_WITHDRAWN = 4,
+    CK_WITHHELD_EXPIRED = 5,
+    CK_WITHHELD_RECIPIENT = 6,
+    CK_WITHHELD_OBJECTED = 7,
+    CK_WITHHELD_SPECIAL_CATEGORY = 8,
+    CK_WITHHELD_CONTACT_CAP = 9,
+    CK_WITHHELD_RETENTION = 10,
+    CK_WITHHELD_UNSET = 11
+} ck_reason;
+
+/* "released", "no_consent", ...: static text. */
+CK_EXPORT const char *ck_reason_name(ck_reason r);
+
+#define CK_REQUEST_VERSION 1
+
+/* A release request. Start from CK_REQUEST_INIT; pointers are borrowed. */
+typedef struct ck_request {
+    unsigned int version;  /* CK_REQUEST_VERSION */
+    const char *actor;     /* required: who asks */
+    const char *purpose;   /* required: a purpose of the schema */
+    const char *recipient; /* optional: who receives */
+    ck_who subject;
+    const char *const *fields; /* fields wanted, or NULL (nfields 0) for all */
+    size_t nfields;            /*   of the purpose's fields */
+} ck_request;
+
+#define CK_REQUEST_INIT                                                                            \
+    {                                                                                              \
+        CK_REQUEST_VERSION, NULL, NULL, NULL, {CK_BY_ID, NULL, 0, NULL, NULL, NULL}, NULL, 0       \
+    }
+
+/* One field of an answer. `value` is meaningful only when reason is
+ * CK_RELEASED; it is minimised as the purpose says (its type may then
+ * differ from the field's: a date minimised to "year" is an INT). */
+typedef struct ck_field_result {
+    const char *field;
+    ck_reason reason;
+    ck_value value;
+} ck_field_result;
+
+/* An answer: pseudonym, fields released and withheld. Opaque; its memory
+ * is wiped when freed. */
+typedef struct ck_result ck_result;
+
+/*
+ * ck_release - release what the purpose may see of one subject.
+ *
+ * out out: the answer, or NULL on failure; free with ck_result_free().
+ * req in:  the request.
+ *
+ * Every rule of docs/release.md, deny by default. The answer's entry is
+ * written to the audit log BEFORE the call returns the answer; if it
+ * cannot be written nothing is released (the call fails).
+ * Returns CK_OK (also when every field is withheld); CK_ENOTFOUND (no such
+ * subject; no schema); CK_EINVAL (unknown purpose, a field not in the
+ * schema, missing actor, malformed subject reference); CK_EAMBIGUOUS;
+ * CK_EINTEGRITY; CK_EIO / CK_ENOSPC (audit could not be written); CK_ENOMEM.
+ */
+CK_EXPORT int ck_release(ck_result **out, ck_store *st, const ck_request *req);
+
+/* The subject's pseudonym in the request's context: 43 characters, NUL-
+ * terminated, valid until the result is freed. */
+CK_EXPORT const char *ck_result_subject(const ck_result *r);
+/* The fields of the answer, in the order requested (or the purpose's). */
+CK_EXPORT size_t ck_result_count(const ck_result *r);
+CK_EXPORT const ck_field_result *ck_result_field(const ck_result *r, size_t i);
+
+/*
+ * ck_result_json - the answer as one line of JSON:
+ *   {"subject":"<pseudonym>","purpose":"...","released":{...},
+ *    "withheld":{"field":"reason",...}}
+ * out: NUL-terminated, free with ck_free(). CK_OK or CK_ENOMEM.
+ */
+CK_EXPORT int ck_result_json(char **out, const ck_result *r);
+
+/* ck_result_free - free an answer (wiping its values). NULL is a no-op. */
+CK_EXPORT void ck_result_free(ck_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Contact pressure                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A purpose that declares a contact channel (email, sms, phone, post) caps
+ * how often a subject is contacted through it: at most `count` contacts in
+ * any window of `days` days. Once reached, the field that carries the
+ * channel's address is withheld (CK_WITHHELD_CONTACT_CAP) for the purposes
+ * that declare the channel, until the window slides. The customer may
+ * lower the cap, or set it to 0: do not contact.
+ */
+
+/* ck_contact_record - count one contact of the subject on `channel`
+ * ("email", "sms", "phone", "post"), now. Audited. CK_OK; CK_ENOTFOUND;
+ * CK_EINVAL; CK_EDENIED; CK_EIO. */
+CK_EXPORT int ck_contact_record(ck_store *st, const ck_who *who, const char *channel,
+                                const char *actor);
+
+/* ck_contact_limit - the subject's own cap on `channel`: at most `count`
+ * contacts per window (0 = do not contact), or -1 to remove the override.
+ * It can only lower the purposes' caps. Audited. */
+CK_EXPORT int ck_contact_limit(ck_store *st, const ck_who *who, const char *channel, int count,
+                               const char *actor);
+
+/* ------------------------------------------------------------------------ */
+/* Segments                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef enum ck_pred_op {
+    CK_PRED_EQ = 1,     /* field = value (typed comparison) */
+    CK_PRED_PREFIX = 2, /* string field starts with value */
+    CK_PRED_GE = 3,     /* int, float, date, timestamp field >= value; */
+    CK_PRED_LE = 4      /* ... <= value (strings: byte order) */
+} ck_pred_op;
+
+/* A predicate: `value` is text, parsed as the field's type (as ck_put_json
+ * parses a JSON string). Pointers borrowed. */
+typedef struct ck_predicate {
+    const char *field;
+    ck_pred_op op;
+    const char *value;
+    size_t len; /* 0 = strlen(value) */
+} ck_predicate;
+
+#define CK_SEGMENT_VERSION 1
+
+typedef struct ck_segment_request {
+    unsigned int version; /* CK_SEGMENT_VERSION */
+    const char *actor;
+    const char *purpose;
+    const char *recipient;
+    const ck_predicate *where; /* all must hold */
+    size_t nwhere;
+    const char *const *fields; /* as in ck_request */
+    size_t nfields;
+    uint64_t limit; /* at most this many subjects; 0 = no limit */
+} ck_segment_request;
+
+#define CK_SEGMENT_INIT                                                                            \
+    {                                                                                              \
+        CK_SEGMENT_VERSION, NULL, NULL, NULL, NULL, 0, NULL, 0, 0                                  \
+    }
+
+typedef struct ck_cursor ck_cursor;
+
+/*
+ * ck_segment - start a segment query: one answer per subject for whom the
+ * purpose is lawful and every predicate holds on a field that the purpose
+ * may read for that subject (a predicate on a field withheld from a
+ * subject does not match it: filtering on it would leak it). A subject
+ * whose every field asked is withheld by the basis or the recipient rule
+ * (docs/release.md, step 2) is not lawful for the request and is skipped:
+ * not even its pseudonym is returned.
+ *
+ * The cursor reads one snapshot of the store; free it before closing the
+ * store (it holds a read transaction). Each answer is audited before it is
+ * returned, as a release. Returns CK_OK; CK_EINVAL (unknown purpose or
+ * field, a predicate that does not parse as its field's type or an
+ * operator that does not apply to it); CK_ENOTFOUND (no schema); CK_ENOMEM.
+ */
+CK_EXPORT int ck_segment(ck_cursor **out, ck_store *st, const ck_segment_request *req);
+
+/* The next answer (valid until the next call on `c`), or CK_ENOTFOUND at the
+ * end. Errors as ck_release. */
+CK_EXPORT int ck_segment_next(ck_cursor *c, const ck_result **out);
+
+/* ck_cursor_free - release a cursor. NULL is a no-op. */
+CK_EXPORT void ck_cursor_free(ck_cursor *c);
+
+/* ------------------------------------------------------------------------ */
 /* Audit log                                                                */
 /* ------------------------------------------------------------------------ */
 
@@ -751,6 +1207,55 @@ CK_EXPORT int ck_audit_next(ck_audit_cursor *c, const ck_audit_record **out);
 
 /* ck_audit_cursor_free - release a cursor. NULL is a no-op. */
 CK_EXPORT void ck_audit_cursor_free(ck_audit_cursor *c);
+
+/* ------------------------------------------------------------------------ */
+/* TCF consent strings                                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A TC string is the consent signal of the IAB Europe Transparency and
+ * Consent Framework v2 ("Consent string and vendor list formats v2", IAB
+ * Tech Lab): base64url segments joined by '.', the core segment first, then
+ * optional disclosed-vendors, allowed-vendors and publisher-TC segments.
+ * Decoding needs no store. docs/tcf.md lists what is accepted and refused.
+ */
+
+/* Longest TC string accepted, in bytes of text. */
+#define CK_TCF_TEXT_MAX 65536u
+/* Most vendor ids a decoded string may hold in all (its vendor lists and
+ * publisher restrictions together): a few bytes of range entries can name
+ * 65535 vendors. */
+#define CK_TCF_IDS_MAX 524288u
+
+/*
+ * ck_tcf_decode_json - decode a TCF v2 TC string into JSON.
+ *
+ * out     out: NUL-terminated JSON text, one compact object with the field
+ *              names of the IAB reference implementation (version, created,
+ *              lastUpdated, cmpId, ..., vendorConsents, publisherRestrictions,
+ *              vendorsDisclosed, ...; docs/tcf.md shows it). Times are RFC
+ *              3339 UTC; id lists are ascending and 1-based; absent segments
+ *              give empty lists. Free with ck_free(). NULL on failure.
+ * tc      in:  `len` bytes of the string (no NUL needed; no surrounding
+ *              whitespace), at most CK_TCF_TEXT_MAX.
+ * err     out: if not NULL, receives on failure why, in at most err_max
+ *              bytes with the NUL (CK_ERRMSG_MAX is enough): the segment,
+ *              the bit and the field, e.g. "core segment: truncated at bit
+ *              213 (vendor consents: MaxVendorId)". "" on success. It names
+ *              positions, never the string's content.
+ *
+ * Malformed input is refused, never read past: a character outside the
+ * base64url alphabet, '=' padding, an empty segment, truncation anywhere, a
+ * version other than 2, an unknown or repeated segment type, letters
+ * outside A-Z, restriction type 3, purpose id 0, vendor id 0, a range that
+ * ends before it starts or past MaxVendorId, a bitfield longer than the
+ * data, non-zero bits after a segment's content.
+ *
+ * Returns CK_OK; CK_EINVAL for a malformed string (or `out` NULL);
+ * CK_ELIMIT when it is longer than CK_TCF_TEXT_MAX or names more than
+ * CK_TCF_IDS_MAX vendor ids; CK_ENOMEM.
+ */
+CK_EXPORT int ck_tcf_decode_json(char **out, const char *tc, size_t len, char *err, size_t err_max);
 
 #ifdef __cplusplus
 }

@@ -249,6 +249,206 @@ static void test_sealed_write_every_fault(void **state)
     ck_close(st);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Import, consent change and release, through the public API               */
+/* ------------------------------------------------------------------------ */
+
+static const char FAULT_SCHEMA[] =
+    "{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\","
+    "\"identifying\":true},\"city\":{\"type\":\"string\",\"sensitivity\":\"personal\"},"
+    "\"born\":{\"type\":\"date\",\"sensitivity\":\"personal\"}},"
+    "\"purposes\":{\"news\":{\"basis\":\"consent\",\"description\":\"d\",\"benefit\":\"b\","
+    "\"fields\":[\"email\",\"city\"]}}}";
+
+static ck_store *open_store(const fx *f)
+{
+    ck_options o = CK_OPTIONS_INIT;
+    o.key_file = f->key;
+    ck_store *st = NULL;
+    assert_int_equal(ck_open(&st, f->dir, &o), CK_OK);
+    return st;
+}
+
+static void make_store(const fx *f)
+{
+    ck_options o = opts(f, CK_INIT_CREATE_KEY_FILE);
+    ck_store *st = NULL;
+    assert_int_equal(ck_init(&st, f->dir, &o), CK_OK);
+    assert_int_equal(ck_schema_apply(st, FAULT_SCHEMA, strlen(FAULT_SCHEMA), 0, NULL), CK_OK);
+    ck_close(st);
+}
+
+static void assert_log_verifies(ck_store *st)
+{
+    ck_audit_verify_result vr = CK_AUDIT_VERIFY_INIT;
+    int rc = ck_audit_verify(&vr, st, NULL);
+    if (rc != CK_OK)
+        fail_msg("audit log does not verify: %s", ck_errmsg(st));
+}
+
+/* Subject `ref` holds both fields and its consent, or does not exist. */
+static bool subject_whole(ck_store *st, const char *ref)
+{
+    ck_request r = CK_REQUEST_INIT;
+    r.actor = "t";
+    r.purpose = "news";
+    r.subject.by = CK_BY_REF;
+    r.subject.value = ref;
+    ck_result *res = NULL;
+    int rc = ck_release(&res, st, &r);
+    if (rc == CK_ENOTFOUND)
+        return false;
+    if (rc != CK_OK)
+        fail_msg("release of %s: %s", ref, ck_errmsg(st));
+    for (size_t i = 0; i < ck_result_count(res); i++)
+        if (ck_result_field(res, i)->reason != CK_RELEASED)
+            fail_msg("%s is half-written: %s %s", ref, ck_result_field(res, i)->field,
+                     ck_reason_name(ck_result_field(res, i)->reason));
+    ck_result_free(res);
+    return true;
+}
+
+/* An import of 12 lines (2 bad) in batches of 4: at every fault the batches
+ * committed before it are whole, the batch it hit is absent, and the log
+ * verifies. */
+static void test_import_every_fault(void **state)
+{
+    fx *f = *state;
+    make_store(f);
+    char text[4096] = "";
+    size_t tl = 0;
+    for (int i = 0; i < 12; i++) {
+        char line[256];
+        if (i == 3 || i == 9)
+            snprintf(line, sizeof line, "{\"ref\":\"r%d\",\"fields\":{\"born\":\"2023-02-29\"}}\n",
+                     i);
+        else
+            snprintf(line, sizeof line,
+                     "{\"ref\":\"r%d\",\"fields\":{\"email\":\"p%d@x.fr\",\"city\":\"C%d\"},"
+                     "\"consent\":{\"news\":true}}\n",
+                     i, i, i);
+        size_t ll = strlen(line);
+        assert_true(tl + ll < sizeof text);
+        memcpy(text + tl, line, ll + 1);
+        tl += ll;
+    }
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        tu_rmtree(f->dir);
+        unlink(f->key);
+        make_store(f);
+        ck_store *st = open_store(f);
+        ck_import_options io = CK_IMPORT_OPTIONS_INIT;
+        io.batch_lines = 4;
+        ck_importer *imp = NULL;
+        ck_import_stats s = {0};
+        ck_fault__arm(n);
+        int rc = ck_import_begin(&imp, st, &io);
+        if (rc == CK_OK)
+            rc = ck_import_feed(imp, text, strlen(text));
+        if (imp != NULL) {
+            int rc2 = ck_import_finish(imp, &s);
+            if (rc == CK_OK)
+                rc = rc2;
+        }
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        ck_close(st); /* a failed fsync poisons the handle's log: reopen */
+        st = open_store(f);
+        if (rc != CK_OK)
+            assert_clean_failure(rc);
+        /* committed batches are whole and counted; nothing else exists */
+        uint64_t present = 0;
+        for (int i = 0; i < 12; i++) {
+            char ref[8];
+            snprintf(ref, sizeof ref, "r%d", i);
+            if (subject_whole(st, ref)) {
+                if (i == 3 || i == 9)
+                    fail_msg("fault %lu: bad line %d landed", n, i + 1);
+                present++;
+            }
+        }
+        if (present != s.imported)
+            fail_msg("fault %lu: %llu subjects present, %llu reported imported", n,
+                     (unsigned long long)present, (unsigned long long)s.imported);
+        if (rc == CK_OK)
+            assert_int_equal(s.imported, 10);
+        assert_log_verifies(st);
+        ck_close(st);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 20 && n < MAX_N);
+}
+
+/* A consent change and a release: at every fault either done (and
+ * audited) or not done at all; a release whose audit entry cannot be
+ * written releases nothing. */
+static void test_consent_release_every_fault(void **state)
+{
+    fx *f = *state;
+    make_store(f);
+    ck_store *st = open_store(f);
+    ck_who w = {CK_BY_REF, "c1", 0, NULL, NULL, NULL};
+    const char *js = "{\"email\":\"c1@x.fr\",\"city\":\"Rennes\"}";
+    assert_int_equal(ck_put_json(NULL, st, &w, js, strlen(js), CK_PUT_CREATE), CK_OK);
+    ck_close(st);
+    ck_consent_state want = CK_CONSENT_GRANTED;
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        st = open_store(f);
+        ck_consent c = CK_CONSENT_INIT;
+        c.purpose = "news";
+        c.state = want;
+        ck_fault__arm(n);
+        int rc = ck_consent_record(st, &w, &c, "dpo");
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        ck_close(st);
+        st = open_store(f);
+        if (rc != CK_OK)
+            assert_clean_failure(rc);
+        ck_request r = CK_REQUEST_INIT;
+        r.actor = "t";
+        r.purpose = "news";
+        r.subject = w;
+        ck_result *res = NULL;
+        assert_int_equal(ck_release(&res, st, &r), CK_OK);
+        ck_reason got = ck_result_field(res, 0)->reason;
+        ck_result_free(res);
+        if (rc == CK_OK) {
+            assert_int_equal(got, want == CK_CONSENT_GRANTED ? CK_RELEASED : CK_WITHHELD_WITHDRAWN);
+            want = want == CK_CONSENT_GRANTED ? CK_CONSENT_WITHDRAWN : CK_CONSENT_GRANTED;
+        }
+        assert_log_verifies(st);
+        ck_close(st);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 5 && n < MAX_N);
+    for (n = 1; n < MAX_N; n++) {
+        st = open_store(f);
+        ck_request r = CK_REQUEST_INIT;
+        r.actor = "t";
+        r.purpose = "news";
+        r.subject = w;
+        ck_result *res = NULL;
+        ck_fault__arm(n);
+        int rc = ck_release(&res, st, &r);
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        if (rc != CK_OK) {
+            assert_clean_failure(rc);
+            assert_null(res);
+        }
+        ck_result_free(res);
+        ck_close(st);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 5 && n < MAX_N);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -258,6 +458,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_change_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sealed_write_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consent_release_every_fault, setup, teardown),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }

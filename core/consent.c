@@ -1,0 +1,759 @@
+/*
+ * consent.c - consent records (append-only, sealed), the consent index and
+ * contact logs. The record layouts are in consent.h and
+ * docs/storage-format.md; the rules that read them are in release.c.
+ */
+#include "consent.h"
+
+#include "audit.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+
+#define CONSENT_RECORD_VERSION 1
+#define CONTACT_RECORD_VERSION 1
+#define CONSENT_AAD_BYTES      (4 + CK_STORE_ID_BYTES + CK_CONSENT_KEY_BYTES + 1)
+#define CONTACT_AAD_BYTES      (4 + CK_STORE_ID_BYTES + CK_SUBJECT_ID_BYTES + 1 + 1)
+#define CONSENT_HISTORY_MAX    100000u /* records of one subject shown */
+
+static const char *const STATE_NAMES[] = {NULL, "granted", "withdrawn", "refused", "objected"};
+
+const char *ck_consent__state_name(ck_consent_state s)
+{
+    return s >= CK_CONSENT_GRANTED && s <= CK_CONSENT_OBJECTED ? STATE_NAMES[s] : "unknown";
+}
+
+int ck_consent__state_parse(ck_consent_state *out, const char *s, size_t n)
+{
+    for (int i = CK_CONSENT_GRANTED; i <= CK_CONSENT_OBJECTED; i++) {
+        if (strlen(STATE_NAMES[i]) == n && memcmp(STATE_NAMES[i], s, n) == 0) {
+            *out = (ck_consent_state)i;
+            return CK_OK;
+        }
+    }
+    return CK_EINVAL;
+}
+
+int ck_channel__parse(ck_channel_type *out, const char *s)
+{
+    static const ck_channel_type all[] = {CK_CHANNEL_EMAIL, CK_CHANNEL_SMS, CK_CHANNEL_PHONE,
+                                          CK_CHANNEL_POST};
+    for (size_t i = 0; s != NULL && i < sizeof all / sizeof all[0]; i++) {
+        if (strcmp(ck_schema__channel_name(all[i]), s) == 0) {
+            *out = all[i];
+            return CK_OK;
+        }
+    }
+    return CK_EINVAL;
+}
+
+void ck_consent__ptag(uint8_t out[CK_PTAG_BYTES], const ck_store *st, const char *purpose,
+                      size_t len)
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, ck_store__subkey(st, CK_SUBKEY_BLIND), CK_KEY_BYTES, CK_PTAG_BYTES);
+    crypto_generichash_update(&h, (const unsigned char *)"ckpt1", 5);
+    crypto_generichash_update(&h, (const unsigned char *)purpose, len);
+    crypto_generichash_final(&h, out, CK_PTAG_BYTES);
+}
+
+static void consent_key(uint8_t out[CK_CONSENT_KEY_BYTES], const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                        const uint8_t ptag[CK_PTAG_BYTES], uint32_t seq)
+{
+    memcpy(out, sid, CK_SUBJECT_ID_BYTES);
+    memcpy(out + CK_SUBJECT_ID_BYTES, ptag, CK_PTAG_BYTES);
+    ck_be32_put(out + CK_SUBJECT_ID_BYTES + CK_PTAG_BYTES, seq);
+}
+
+static void consent_aad(uint8_t aad[CONSENT_AAD_BYTES], const ck_store *st,
+                        const uint8_t key[CK_CONSENT_KEY_BYTES])
+{
+    memcpy(aad, "ckc1", 4);
+    memcpy(aad + 4, st->store_id, CK_STORE_ID_BYTES);
+    memcpy(aad + 4 + CK_STORE_ID_BYTES, key, CK_CONSENT_KEY_BYTES);
+    aad[CONSENT_AAD_BYTES - 1] = CONSENT_RECORD_VERSION;
+}
+
+int ck_consent__current(ck_consent_cur *out, ck_store *st, MDB_txn *txn,
+                        const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint8_t ptag[CK_PTAG_BYTES])
+{
+    uint8_t key[CK_CINDEX_KEY_BYTES];
+    memset(out, 0, sizeof *out);
+    memcpy(key, ptag, CK_PTAG_BYTES);
+    memcpy(key + CK_PTAG_BYTES, sid, CK_SUBJECT_ID_BYTES);
+    MDB_val k = {sizeof key, key}, v;
+    int mrc = mdb_get(txn, st->dbi_cindex, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return CK_OK;
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot read the consent index");
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size != CK_CINDEX_VAL_BYTES || p[0] < CK_CONSENT_GRANTED || p[0] > CK_CONSENT_OBJECTED)
+        return ck_err__set(st, CK_EINTEGRITY, "a consent index entry is malformed");
+    out->present = true;
+    out->state = (ck_consent_state)p[0];
+    out->expires = (int64_t)ck_be64_get(p + 1);
+    out->seq = ck_be32_get(p + 9);
+    return CK_OK;
+}
+
+static int read_str_list(ck_mp *r, const char ***out, uint32_t *n, uint32_t max, ck_arena *arena)
+{
+    uint32_t cnt;
+    if (ck_mp__array(r, &cnt) != CK_OK || cnt > max)
+        return CK_EFORMAT;
+    const char **v = cnt ? ck_arena__alloc(arena, cnt * sizeof *v) : NULL;
+    if (cnt && v == NULL)
+        return CK_ENOMEM;
+    for (uint32_t i = 0; i < cnt; i++) {
+        const char *s;
+        uint32_t l;
+        if (ck_mp__str(r, &s, &l) != CK_OK)
+            return CK_EFORMAT;
+        char *c = ck_arena__alloc(arena, (size_t)l + 1);
+        if (c == NULL)
+            return CK_ENOMEM;
+        memcpy(c, s, l);
+        c[l] = '\0';
+        v[i] = c;
+    }
+    *out = v;
+    *n = cnt;
+    return CK_OK;
+}
+
+static int read_opt_str(ck_mp *r, const char **out, ck_arena *arena)
+{
+    ck_mp_kind k;
+    if (ck_mp__peek(r, &k) != CK_OK)
+        return CK_EFORMAT;
+    if (k == CK_MP_NIL) {
+        *out = NULL;
+        return ck_mp__nil(r);
+    }
+    const char *s;
+    uint32_t l;
+    if (ck_mp__str(r, &s, &l) != CK_OK || l > CK_CONSENT_TEXT_MAX)
+        return CK_EFORMAT;
+    char *c = ck_arena__alloc(arena, (size_t)l + 1);
+    if (c == NULL)
+        return CK_ENOMEM;
+    memcpy(c, s, l);
+    c[l] = '\0';
+    *out = c;
+    return CK_OK;
+}
+
+/* Decode a record's plaintext. */
+static int decode_record(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena *arena)
+{
+    ck_mp r;
+    uint32_t cnt, ver, state;
+    const char *s;
+    uint32_t l;
+    ck_mp__init(&r, p, n);
+    memset(out, 0, sizeof *out);
+    if (ck_mp__array(&r, &cnt) != CK_OK || cnt < 10 || ck_mp__u32(&r, &ver) != CK_OK || ver != 1)
+        return CK_EFORMAT;
+    if (ck_mp__str(&r, &s, &l) != CK_OK || l == 0 || l > CK_SCHEMA_NAME_MAX)
+        return CK_EFORMAT;
+    char *pn = ck_arena__alloc(arena, (size_t)l + 1);
+    if (pn == NULL)
+        return CK_ENOMEM;
+    memcpy(pn, s, l);
+    pn[l] = '\0';
+    out->purpose = pn;
+    if (ck_mp__u32(&r, &state) != CK_OK || state < CK_CONSENT_GRANTED ||
+        state > CK_CONSENT_OBJECTED)
+        return CK_EFORMAT;
+    out->state = (ck_consent_state)state;
+    if (ck_mp__i64(&r, &out->at) != CK_OK || ck_mp__i64(&r, &out->expires) != CK_OK)
+        return CK_EFORMAT;
+    int rc = read_str_list(&r, &out->fields, &out->nfields, CK_SCHEMA_FIELDS_MAX, arena);
+    if (rc == CK_OK)
+        rc = read_str_list(&r, &out->recipients, &out->nrecipients, CK_CONSENT_RECIPS_MAX, arena);
+    if (rc == CK_OK)
+        rc = read_opt_str(&r, &out->source, arena);
+    if (rc == CK_OK)
+        rc = read_opt_str(&r, &out->notice, arena);
+    if (rc == CK_OK)
+        rc = read_opt_str(&r, &out->collector, arena);
+    return rc;
+}
+
+static int open_record(ck_consent_rec *out, ck_store *st, const uint8_t key[CK_CONSENT_KEY_BYTES],
+                       const MDB_val *v, const unsigned char dk[CK_KEY_BYTES], ck_arena *arena)
+{
+    uint8_t aad[CONSENT_AAD_BYTES];
+    const uint8_t *rec = v->mv_data;
+    if (v->mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != CONSENT_RECORD_VERSION)
+        return ck_err__set(st, CK_EINTEGRITY, "a consent record is malformed");
+    size_t pt_len = v->mv_size - 1 - CK_SEAL_OVERHEAD;
+    uint8_t *pt = ck_arena__alloc(arena, pt_len + 1);
+    if (pt == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    consent_aad(aad, st, key);
+    if (ck_crypto__open(pt, rec + 1, v->mv_size - 1, aad, sizeof aad, dk) != CK_OK)
+        return ck_err__set(st, CK_EINTEGRITY, "a consent record does not authenticate");
+    int rc = decode_record(out, pt, pt_len, arena);
+    if (rc != CK_OK)
+        return ck_err__set(st, rc == CK_ENOMEM ? rc : CK_EINTEGRITY,
+                           "a consent record does not decode");
+    out->seq = ck_be32_get(key + CK_SUBJECT_ID_BYTES + CK_PTAG_BYTES);
+    return CK_OK;
+}
+
+int ck_consent__read(ck_consent_rec *out, ck_store *st, MDB_txn *txn,
+                     const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint8_t ptag[CK_PTAG_BYTES],
+                     uint32_t seq, const unsigned char dk[CK_KEY_BYTES], ck_arena *arena)
+{
+    uint8_t key[CK_CONSENT_KEY_BYTES];
+    consent_key(key, sid, ptag, seq);
+    MDB_val k = {sizeof key, key}, v;
+    int mrc = mdb_get(txn, st->dbi_consents, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return ck_err__set(st, CK_EINTEGRITY, "the consent index names a missing record");
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot read a consent record");
+    return open_record(out, st, key, &v, dk, arena);
+}
+
+bool ck_consent__scope_has(const ck_consent_rec *r, const char *name)
+{
+    for (uint32_t i = 0; i < r->nfields; i++)
+        if (strcmp(r->fields[i], name) == 0)
+            return true;
+    return false;
+}
+
+bool ck_consent__recipient_has(const ck_consent_rec *r, const char *recipient)
+{
+    for (uint32_t i = 0; i < r->nrecipients; i++)
+        if (strcmp(r->recipients[i], recipient) == 0)
+            return true;
+    return false;
+}
+
+/* A short free text of the evidence: UTF-8, no control character. */
+static bool text_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max || !ck_codec__utf8_valid(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+int ck_consent__check(ck_store *st, const ck_schema *schema, const ck_consent *c,
+                      const ck_schema_purpose **p_out)
+{
+    *p_out = NULL;
+    if (c == NULL || c->version != CK_CONSENT_VERSION)
+        return ck_err__set(st, CK_EINVAL, "ck_consent version %u is not supported",
+                           c != NULL ? c->version : 0);
+    if (c->purpose == NULL)
+        return ck_err__set(st, CK_EINVAL, "a consent needs a purpose");
+    const ck_schema_purpose *p = ck_schema__purpose(schema, c->purpose, strlen(c->purpose));
+    if (p == NULL)
+        return ck_err__set(st, CK_EINVAL, "unknown purpose \"%.64s\"", c->purpose);
+    if (c->state < CK_CONSENT_GRANTED || c->state > CK_CONSENT_OBJECTED)
+        return ck_err__set(st, CK_EINVAL, "%s: unknown consent state %d", p->name, (int)c->state);
+    if (c->nfields > 0 && c->fields == NULL)
+        return ck_err__set(st, CK_EINVAL, "%s: fields missing", p->name);
+    for (size_t i = 0; i < c->nfields; i++) {
+        const char *fn = c->fields[i];
+        const ck_schema_field *f = fn != NULL ? ck_schema__field(schema, fn, strlen(fn)) : NULL;
+        if (f == NULL)
+            return ck_err__set(st, CK_EINVAL, "%s: unknown field in the scope", p->name);
+        if (ck_schema__purpose_field(p, f->id) < 0)
+            return ck_err__set(st, CK_EINVAL, "%s: field %s is not one of the purpose's fields",
+                               p->name, f->name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->fields[j], fn) == 0)
+                return ck_err__set(st, CK_EINVAL, "%s: field %s is in the scope twice", p->name,
+                                   f->name);
+    }
+    if (c->nrecipients > CK_CONSENT_RECIPS_MAX || (c->nrecipients > 0 && c->recipients == NULL))
+        return ck_err__set(st, CK_EINVAL, "%s: at most %d recipients", p->name,
+                           CK_CONSENT_RECIPS_MAX);
+    for (size_t i = 0; i < c->nrecipients; i++)
+        if (c->recipients[i] == NULL || !text_ok(c->recipients[i], CK_CONSENT_TEXT_MAX))
+            return ck_err__set(st, CK_EINVAL,
+                               "%s: a recipient is 1 to %d bytes of text without control "
+                               "characters",
+                               p->name, CK_CONSENT_TEXT_MAX);
+    const char *ev[] = {c->source, c->notice, c->collector};
+    for (size_t i = 0; i < 3; i++)
+        if (ev[i] != NULL && !text_ok(ev[i], CK_CONSENT_TEXT_MAX))
+            return ck_err__set(st, CK_EINVAL,
+                               "%s: source, notice and collector are 1 to %d bytes of text",
+                               p->name, CK_CONSENT_TEXT_MAX);
+    if (c->expires < 0 || c->at < 0)
+        return ck_err__set(st, CK_EINVAL, "%s: times are Unix seconds, not negative", p->name);
+    *p_out = p;
+    return CK_OK;
+}
+
+static void pack_opt(ck_mp_writer *mw, const char *s)
+{
+    if (s == NULL)
+        msgpack_pack_nil(&mw->pk);
+    else
+        ck_mp_writer__cstr(mw, s);
+}
+
+int ck_consent__append(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const ck_consent *c,
+                       uint32_t *seq_out)
+{
+    ck_store *st = w->st;
+    uint8_t ptag[CK_PTAG_BYTES], key[CK_CONSENT_KEY_BYTES], aad[CONSENT_AAD_BYTES];
+    ck_consent__ptag(ptag, st, p->name, p->name_len);
+    ck_consent_cur cur = {0};
+    /* A subject created in this write has no record yet. */
+    if (!s->is_new)
+        CK_TRY(ck_consent__current(&cur, st, w->txn, s->sid, ptag));
+    if (cur.present && cur.seq == UINT32_MAX)
+        return ck_err__set(st, CK_ELIMIT, "%s: too many consent records", p->name);
+    uint32_t seq = cur.present ? cur.seq + 1 : 1;
+    int64_t at = c->at != 0 ? c->at : w->now;
+
+    ck_mp_writer mw;
+    ck_buf__reset(&w->scratch);
+    ck_mp_writer__init(&mw, &w->scratch);
+    ck_mp_writer__array(&mw, 10);
+    ck_mp_writer__u64(&mw, 1);
+    ck_mp_writer__str(&mw, p->name, p->name_len);
+    ck_mp_writer__u64(&mw, (uint64_t)c->state);
+    ck_mp_writer__i64(&mw, at);
+    ck_mp_writer__i64(&mw, c->expires);
+    ck_mp_writer__array(&mw, (uint32_t)c->nfields);
+    for (size_t i = 0; i < c->nfields; i++)
+        ck_mp_writer__cstr(&mw, c->fields[i]);
+    ck_mp_writer__array(&mw, (uint32_t)c->nrecipients);
+    for (size_t i = 0; i < c->nrecipients; i++)
+        ck_mp_writer__cstr(&mw, c->recipients[i]);
+    pack_opt(&mw, c->source);
+    pack_opt(&mw, c->notice);
+    pack_opt(&mw, c->collector);
+    if (mw.rc != CK_OK) {
+        ck_buf__reset(&w->scratch);
+        return ck_err__set(st, mw.rc, "cannot encode a consent record");
+    }
+
+    consent_key(key, s->sid, ptag, seq);
+    MDB_val k = {sizeof key, key};
+    MDB_val v = {1 + CK_SEAL_OVERHEAD + w->scratch.len, NULL};
+    int mrc = ck_mdb__put(w->txn, st->dbi_consents, &k, &v, MDB_RESERVE);
+    if (mrc != 0) {
+        ck_buf__reset(&w->scratch);
+        return ck_err__mdb(st, mrc, "cannot write a consent record");
+    }
+    uint8_t *rec = v.mv_data;
+    rec[0] = CONSENT_RECORD_VERSION;
+    consent_aad(aad, st, key);
+    ck_crypto__seal_st(rec + 1, st, w->scratch.p, w->scratch.len, aad, sizeof aad, s->dk);
+    ck_buf__reset(&w->scratch);
+
+    uint8_t ckey[CK_CINDEX_KEY_BYTES], cval[CK_CINDEX_VAL_BYTES];
+    memcpy(ckey, ptag, CK_PTAG_BYTES);
+    memcpy(ckey + CK_PTAG_BYTES, s->sid, CK_SUBJECT_ID_BYTES);
+    cval[0] = (uint8_t)c->state;
+    ck_be64_put(cval + 1, (uint64_t)c->expires);
+    ck_be32_put(cval + 9, seq);
+    MDB_val ck = {sizeof ckey, ckey}, cv = {sizeof cval, cval};
+    mrc = ck_mdb__put(w->txn, st->dbi_cindex, &ck, &cv, 0);
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot write the consent index");
+    if (seq_out != NULL)
+        *seq_out = seq;
+    return CK_OK;
+}
+
+int ck_consent__audit(ck_store *st, const char *actor, const unsigned char dk[CK_KEY_BYTES],
+                      const uint8_t sid[CK_SUBJECT_ID_BYTES], const char *purpose,
+                      ck_consent_state state, const char *via)
+{
+    uint8_t pn[CK_AUDIT_PSEUDONYM_BYTES];
+    ck_audit__pseudonym(pn, st, dk, sid);
+    ck_audit_detail_item d[2] = {{"state", ck_consent__state_name(state), 0}, {"via", via, 0}};
+    ck_audit_entry e = CK_AUDIT_ENTRY_INIT;
+    e.actor = actor;
+    e.action = "consent";
+    e.purpose = purpose;
+    e.subject = pn;
+    e.detail = d;
+    e.n_detail = 2;
+    return ck_audit__append(st, &e, true, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: recording and showing consent                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct record_ctx {
+    const ck_who *who;
+    const ck_consent *c;
+    const char *actor;
+} record_ctx;
+
+static int record_fn(ck_wctx *w, void *ctx)
+{
+    record_ctx *rc_ = ctx;
+    const ck_schema_purpose *p;
+    ck_subj s = {0};
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    CK_TRY(ck_consent__check(w->st, w->schema, rc_->c, &p));
+    CK_TRY(ck_subject__resolve(sid, w->st, w->txn, w->schema, rc_->who, NULL, NULL, &w->norm));
+    int rc = ck_subject__open(w, &s, sid);
+    if (rc == CK_OK)
+        rc = ck_consent__append(w, &s, p, rc_->c, NULL);
+    /* Audited before the commit: a change that cannot be audited is not
+     * made (if the commit then fails, the entry records an attempt). */
+    if (rc == CK_OK)
+        rc = ck_consent__audit(w->st, rc_->actor, s.dk, s.sid, p->name, rc_->c->state, "api");
+    ck_subj__fini(&s);
+    return rc;
+}
+
+CK_EXPORT int ck_consent_record(ck_store *st, const ck_who *who, const ck_consent *c,
+                                const char *actor)
+{
+    if (st == NULL)
+        return CK_EINVAL;
+    if (actor == NULL)
+        return ck_err__set(st, CK_EINVAL, "a consent change needs an actor");
+    record_ctx rc_ = {who, c, actor};
+    return ck_subject__write(st, record_fn, &rc_);
+}
+
+static json_t *time_json(int64_t t)
+{
+    ck_value v;
+    char buf[CK_TS_TEXT_MAX];
+    memset(&v, 0, sizeof v);
+    v.type = CK_TYPE_TIMESTAMP;
+    v.u.ts.sec = t;
+    if (ck_ts__format(buf, sizeof buf, &v) != CK_OK)
+        return json_integer(t);
+    return json_string(buf);
+}
+
+static json_t *str_list_json(const char *const *v, uint32_t n)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a != NULL && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *record_json(const ck_consent_rec *r)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "purpose", json_string(r->purpose));
+    json_object_set_new(o, "state", json_string(ck_consent__state_name(r->state)));
+    json_object_set_new(o, "fields",
+                        r->nfields ? str_list_json(r->fields, r->nfields) : json_string("all"));
+    json_object_set_new(o, "recipients", str_list_json(r->recipients, r->nrecipients));
+    if (r->expires != 0)
+        json_object_set_new(o, "expires", time_json(r->expires));
+    json_object_set_new(o, "at", time_json(r->at));
+    if (r->source != NULL)
+        json_object_set_new(o, "source", json_string(r->source));
+    if (r->notice != NULL)
+        json_object_set_new(o, "notice", json_string(r->notice));
+    if (r->collector != NULL)
+        json_object_set_new(o, "collector", json_string(r->collector));
+    return o;
+}
+
+CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who)
+{
+    if (out == NULL || st == NULL)
+        return CK_EINVAL;
+    *out = NULL;
+    MDB_txn *txn = NULL, *ktxn = NULL;
+    MDB_cursor *cur = NULL;
+    ck_schema *schema = NULL;
+    ck_buf norm = CK_BUF_SECURE_INIT;
+    ck_arena arena = CK_ARENA_INIT;
+    json_t *current = json_object(), *history = json_array(), *root = NULL;
+    unsigned char *dk = ck_mem__smalloc(CK_KEY_BYTES);
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    int rc;
+    if (current == NULL || history == NULL || dk == NULL) {
+        rc = ck_err__set(st, CK_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    CK_GUARD(ck_env__read_begin(st, &st->data, &txn));
+    CK_GUARD(ck_env__read_begin(st, &st->keyring, &ktxn));
+    rc = ck_schema__get(&schema, st, txn);
+    if (rc != CK_OK && rc != CK_ENOTFOUND)
+        goto cleanup;
+    CK_GUARD(ck_subject__resolve(sid, st, txn, schema, who, NULL, NULL, &norm));
+    CK_GUARD(ck_subject__data_key(st, ktxn, sid, dk));
+    int mrc = mdb_cursor_open(txn, st->dbi_consents, &cur);
+    CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot read consents"));
+    MDB_val k = {CK_SUBJECT_ID_BYTES, sid}, v;
+    unsigned shown = 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != CK_CONSENT_KEY_BYTES || memcmp(k.mv_data, sid, CK_SUBJECT_ID_BYTES) != 0)
+            break;
+        ck_consent_rec r;
+        CK_GUARD(open_record(&r, st, k.mv_data, &v, dk, &arena));
+        json_t *j = record_json(&r);
+        CK_ENSURE(j != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+        /* Records of one purpose are adjacent and in order: the last one
+         * seen is the current state. */
+        json_object_set(current, r.purpose, j);
+        json_array_append_new(history, j);
+        ck_arena__reset(&arena);
+        CK_ENSURE(++shown <= CONSENT_HISTORY_MAX,
+                  ck_err__set(st, CK_ELIMIT, "more than %u consent records", CONSENT_HISTORY_MAX));
+    }
+    CK_ENSURE(mrc == 0 || mrc == MDB_NOTFOUND, ck_err__mdb(st, mrc, "cannot read consents"));
+    /* History oldest first across purposes. */
+    size_t nh = json_array_size(history);
+    for (size_t i = 1; i < nh; i++) {
+        for (size_t j = i; j > 0; j--) {
+            json_t *a = json_array_get(history, j - 1), *b = json_array_get(history, j);
+            const char *ta = json_string_value(json_object_get(a, "at"));
+            const char *tb = json_string_value(json_object_get(b, "at"));
+            if (ta == NULL || tb == NULL || strcmp(ta, tb) <= 0)
+                break;
+            json_incref(a);
+            json_array_set(history, j - 1, b);
+            json_array_set_new(history, j, a);
+        }
+    }
+    root = json_pack("{s:O,s:O}", "current", current, "history", history);
+    CK_ENSURE(root != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    CK_ENSURE(text != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    *out = ck_out__strndup(text, strlen(text));
+    sodium_memzero(text, strlen(text));
+    free(text);
+    CK_ENSURE(*out != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    rc = CK_OK;
+cleanup:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    ck_schema__release(schema);
+    ck_env__read_end(&st->keyring, ktxn);
+    ck_env__read_end(&st->data, txn);
+    json_decref(root);
+    json_decref(current);
+    json_decref(history);
+    ck_arena__free(&arena);
+    ck_buf__free(&norm);
+    ck_mem__sfree(dk);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Contacts                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void contact_key(uint8_t out[CK_SUBJECT_ID_BYTES + 1],
+                        const uint8_t sid[CK_SUBJECT_ID_BYTES], ck_channel_type ch)
+{
+    memcpy(out, sid, CK_SUBJECT_ID_BYTES);
+    out[CK_SUBJECT_ID_BYTES] = (uint8_t)ch;
+}
+
+static void contact_aad(uint8_t aad[CONTACT_AAD_BYTES], const ck_store *st,
+                        const uint8_t key[CK_SUBJECT_ID_BYTES + 1])
+{
+    memcpy(aad, "ckn1", 4);
+    memcpy(aad + 4, st->store_id, CK_STORE_ID_BYTES);
+    memcpy(aad + 4 + CK_STORE_ID_BYTES, key, CK_SUBJECT_ID_BYTES + 1);
+    aad[CONTACT_AAD_BYTES - 1] = CONTACT_RECORD_VERSION;
+}
+
+int ck_contact__get(ck_contact_log *out, ck_store *st, MDB_txn *txn,
+                    const uint8_t sid[CK_SUBJECT_ID_BYTES], ck_channel_type ch,
+                    const unsigned char dk[CK_KEY_BYTES], ck_arena *arena)
+{
+    uint8_t key[CK_SUBJECT_ID_BYTES + 1], aad[CONTACT_AAD_BYTES];
+    out->override = -1;
+    out->n = 0;
+    out->times = NULL;
+    contact_key(key, sid, ch);
+    MDB_val k = {sizeof key, key}, v;
+    int mrc = mdb_get(txn, st->dbi_contacts, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return CK_OK;
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot read a contact log");
+    const uint8_t *rec = v.mv_data;
+    if (v.mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != CONTACT_RECORD_VERSION)
+        return ck_err__set(st, CK_EINTEGRITY, "a contact log is malformed");
+    size_t pt_len = v.mv_size - 1 - CK_SEAL_OVERHEAD;
+    uint8_t *pt = ck_arena__alloc(arena, pt_len + 1);
+    if (pt == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    contact_aad(aad, st, key);
+    if (ck_crypto__open(pt, rec + 1, v.mv_size - 1, aad, sizeof aad, dk) != CK_OK)
+        return ck_err__set(st, CK_EINTEGRITY, "a contact log does not authenticate");
+    ck_mp r;
+    uint32_t cnt, n;
+    int64_t ov;
+    ck_mp__init(&r, pt, pt_len);
+    if (ck_mp__array(&r, &cnt) != CK_OK || cnt < 2 || ck_mp__i64(&r, &ov) != CK_OK || ov < -1 ||
+        ov > (int64_t)CK_SCHEMA_CAP_COUNT_MAX || ck_mp__array(&r, &n) != CK_OK ||
+        n > CK_CONTACT_TIMES_MAX)
+        return ck_err__set(st, CK_EINTEGRITY, "a contact log does not decode");
+    out->times = n ? ck_arena__alloc(arena, n * sizeof(int64_t)) : NULL;
+    if (n && out->times == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++)
+        if (ck_mp__i64(&r, &out->times[i]) != CK_OK)
+            return ck_err__set(st, CK_EINTEGRITY, "a contact log does not decode");
+    out->override = (int32_t)ov;
+    out->n = n;
+    return CK_OK;
+}
+
+uint32_t ck_contact__count(const ck_contact_log *log, int64_t now, uint32_t days)
+{
+    int64_t from = now - (int64_t)days * 86400;
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < log->n; i++)
+        if (log->times[i] > from && log->times[i] <= now)
+            c++;
+    return c;
+}
+
+static int contact_put(ck_wctx *w, ck_subj *s, ck_channel_type ch, const ck_contact_log *log)
+{
+    ck_store *st = w->st;
+    uint8_t key[CK_SUBJECT_ID_BYTES + 1], aad[CONTACT_AAD_BYTES];
+    /* Keep what some window may still count, and at most the last
+     * CK_CONTACT_TIMES_MAX (no cap counts more than CK_SCHEMA_CAP_COUNT_MAX). */
+    int64_t keep_from = w->now - (int64_t)CK_SCHEMA_CAP_DAYS_MAX * 86400;
+    uint32_t first = 0;
+    while (first < log->n && log->times[first] <= keep_from)
+        first++;
+    if (log->n - first > CK_CONTACT_TIMES_MAX)
+        first = log->n - CK_CONTACT_TIMES_MAX;
+    ck_mp_writer mw;
+    ck_buf__reset(&w->scratch);
+    ck_mp_writer__init(&mw, &w->scratch);
+    ck_mp_writer__array(&mw, 2);
+    ck_mp_writer__i64(&mw, log->override);
+    ck_mp_writer__array(&mw, log->n - first);
+    for (uint32_t i = first; i < log->n; i++)
+        ck_mp_writer__i64(&mw, log->times[i]);
+    if (mw.rc != CK_OK) {
+        ck_buf__reset(&w->scratch);
+        return ck_err__set(st, mw.rc, "cannot encode a contact log");
+    }
+    contact_key(key, s->sid, ch);
+    MDB_val k = {sizeof key, key};
+    MDB_val v = {1 + CK_SEAL_OVERHEAD + w->scratch.len, NULL};
+    int mrc = ck_mdb__put(w->txn, st->dbi_contacts, &k, &v, MDB_RESERVE);
+    if (mrc != 0) {
+        ck_buf__reset(&w->scratch);
+        return ck_err__mdb(st, mrc, "cannot write a contact log");
+    }
+    uint8_t *rec = v.mv_data;
+    rec[0] = CONTACT_RECORD_VERSION;
+    contact_aad(aad, st, key);
+    ck_crypto__seal_st(rec + 1, st, w->scratch.p, w->scratch.len, aad, sizeof aad, s->dk);
+    ck_buf__reset(&w->scratch);
+    return CK_OK;
+}
+
+typedef struct contact_ctx {
+    const ck_who *who;
+    ck_channel_type ch;
+    const char *channel;
+    int limit;     /* ck_contact_limit: count, or -1 */
+    bool is_limit; /* else: record a contact */
+    const char *actor;
+} contact_ctx;
+
+static int contact_fn(ck_wctx *w, void *ctx)
+{
+    contact_ctx *c = ctx;
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    ck_subj s = {0};
+    ck_contact_log log;
+    CK_TRY(ck_subject__resolve(sid, w->st, w->txn, w->schema, c->who, NULL, NULL, &w->norm));
+    int rc = ck_subject__open(w, &s, sid);
+    if (rc == CK_OK)
+        rc = ck_contact__get(&log, w->st, w->txn, s.sid, c->ch, s.dk, &w->arena);
+    int64_t *times = NULL;
+    if (rc == CK_OK && !c->is_limit) {
+        times = ck_arena__alloc(&w->arena, ((size_t)log.n + 1) * sizeof *times);
+        if (times == NULL) {
+            rc = ck_err__set(w->st, CK_ENOMEM, "out of memory");
+        } else {
+            if (log.n)
+                memcpy(times, log.times, log.n * sizeof *times);
+            /* Keep the times sorted even if the clock stepped back. */
+            uint32_t i = log.n;
+            while (i > 0 && times[i - 1] > w->now) {
+                times[i] = times[i - 1];
+                i--;
+            }
+            times[i] = w->now;
+            log.times = times;
+            log.n++;
+        }
+    } else if (rc == CK_OK) {
+        log.override = c->limit;
+    }
+    if (rc == CK_OK)
+        rc = contact_put(w, &s, c->ch, &log);
+    if (rc == CK_OK) {
+        uint8_t pn[CK_AUDIT_PSEUDONYM_BYTES];
+        ck_audit__pseudonym(pn, w->st, s.dk, s.sid);
+        ck_audit_detail_item d[2] = {{"channel", c->channel, 0}, {"limit", NULL, c->limit}};
+        ck_audit_entry e = CK_AUDIT_ENTRY_INIT;
+        e.actor = c->actor;
+        e.action = "contact";
+        e.subject = pn;
+        e.detail = d;
+        e.n_detail = c->is_limit ? 2 : 1;
+        /* A limit is the customer's wish, like a consent: strict. */
+        rc = ck_audit__append(w->st, &e, c->is_limit, NULL, NULL);
+    }
+    ck_arena__reset(&w->arena);
+    ck_subj__fini(&s);
+    return rc;
+}
+
+static int contact_change(ck_store *st, const ck_who *who, const char *channel, int limit,
+                          bool is_limit, const char *actor)
+{
+    if (st == NULL)
+        return CK_EINVAL;
+    ck_channel_type ch;
+    if (ck_channel__parse(&ch, channel) != CK_OK)
+        return ck_err__set(st, CK_EINVAL, "unknown channel (expected email, sms, phone or post)");
+    if (actor == NULL)
+        return ck_err__set(st, CK_EINVAL, "a contact change needs an actor");
+    if (is_limit && (limit < -1 || limit > (int)CK_SCHEMA_CAP_COUNT_MAX))
+        return ck_err__set(st, CK_EINVAL, "a contact limit is -1 (none) or 0 to %u",
+                           CK_SCHEMA_CAP_COUNT_MAX);
+    contact_ctx c = {who, ch, ck_schema__channel_name(ch), limit, is_limit, actor};
+    return ck_subject__write(st, contact_fn, &c);
+}
+
+CK_EXPORT int ck_contact_record(ck_store *st, const ck_who *who, const char *channel,
+                                const char *actor)
+{
+    return contact_change(st, who, channel, 0, false, actor);
+}
+
+CK_EXPORT int ck_contact_limit(ck_store *st, const ck_who *who, const char *channel, int count,
+                               const char *actor)
+{
+    return contact_change(st, who, channel, count, true, actor);
+}

@@ -1,0 +1,109 @@
+/*
+ * consent.h - consent records, the consent index and contact logs
+ * (internal API of consent.c, used by import, release and erasure).
+ *
+ * Records (docs/storage-format.md):
+ *   consents: sid (16) || purpose tag (8) || seq (u32 BE) -> sealed record,
+ *             append-only; the highest seq of a (subject, purpose) is its
+ *             current state. Sealed under the subject's data key, AAD
+ *             "ckc1" || store id || key || version.
+ *   cindex:   purpose tag (8) || sid (16) -> state (u8) || expires (i64
+ *             BE) || seq (u32 BE): the current state, in the clear, so that
+ *             a release can refuse without decrypting anything and a
+ *             segment visits only the subjects a purpose may concern. It is
+ *             only ever trusted to REFUSE: a "granted" entry is confirmed
+ *             against the sealed record it names before anything is
+ *             released.
+ *   contacts: sid (16) || channel (u8) -> sealed [override (int, -1 =
+ *             none), [contact times (Unix s), oldest first]].
+ * A purpose tag is BLAKE2b-64 under the blind-index subkey of the purpose's
+ * name: purposes are named in no key.
+ */
+#ifndef CK_CONSENT_H
+#define CK_CONSENT_H
+
+#include "subject.h"
+
+#define CK_PTAG_BYTES         8
+#define CK_CONSENT_KEY_BYTES  (CK_SUBJECT_ID_BYTES + CK_PTAG_BYTES + 4)
+#define CK_CINDEX_KEY_BYTES   (CK_PTAG_BYTES + CK_SUBJECT_ID_BYTES)
+#define CK_CINDEX_VAL_BYTES   (1 + 8 + 4)
+#define CK_CONSENT_TEXT_MAX   256  /* source, notice, collector, a recipient */
+#define CK_CONSENT_RECIPS_MAX 64   /* recipients of one record */
+#define CK_CONTACT_TIMES_MAX  1024 /* contact times kept per channel */
+
+void ck_consent__ptag(uint8_t out[CK_PTAG_BYTES], const ck_store *st, const char *purpose,
+                      size_t len);
+
+/* The current state of (sid, purpose), from the consent index. */
+typedef struct ck_consent_cur {
+    bool present;
+    ck_consent_state state;
+    int64_t expires; /* 0 = never */
+    uint32_t seq;
+} ck_consent_cur;
+
+int ck_consent__current(ck_consent_cur *out, ck_store *st, MDB_txn *txn,
+                        const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint8_t ptag[CK_PTAG_BYTES]);
+
+/* A decoded record; strings NUL-terminated in the arena. */
+typedef struct ck_consent_rec {
+    const char *purpose;
+    ck_consent_state state;
+    int64_t at, expires;
+    const char **fields; /* scope; nfields 0 = all the purpose's fields */
+    uint32_t nfields;
+    const char **recipients;
+    uint32_t nrecipients;
+    const char *source, *notice, *collector; /* NULL when absent */
+    uint32_t seq;
+} ck_consent_rec;
+
+/* Read record `seq` of (sid, ptag). CK_ENOTFOUND; CK_EINTEGRITY. */
+int ck_consent__read(ck_consent_rec *out, ck_store *st, MDB_txn *txn,
+                     const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint8_t ptag[CK_PTAG_BYTES],
+                     uint32_t seq, const unsigned char dk[CK_KEY_BYTES], ck_arena *arena);
+
+/* Does the record's scope name field `name` / its recipients `r`? */
+bool ck_consent__scope_has(const ck_consent_rec *r, const char *name);
+bool ck_consent__recipient_has(const ck_consent_rec *r, const char *recipient);
+
+/* Validate `c` against the schema: CK_EINVAL with a message naming the
+ * problem (never a value). `p_out` gets the purpose. */
+int ck_consent__check(ck_store *st, const ck_schema *schema, const ck_consent *c,
+                      const ck_schema_purpose **p_out);
+
+/* Append a record (already checked) for subject `s` inside a write, and
+ * update the consent index. `at` 0 means w->now. `seq_out` optional. */
+int ck_consent__append(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const ck_consent *c,
+                       uint32_t *seq_out);
+
+/* Audit entry of a consent change (action "consent", strict). */
+int ck_consent__audit(ck_store *st, const char *actor, const unsigned char dk[CK_KEY_BYTES],
+                      const uint8_t sid[CK_SUBJECT_ID_BYTES], const char *purpose,
+                      ck_consent_state state, const char *via);
+
+const char *ck_consent__state_name(ck_consent_state s);
+/* CK_OK and the state for "granted", "withdrawn", "refused", "objected". */
+int ck_consent__state_parse(ck_consent_state *out, const char *s, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Contacts                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ck_contact_log {
+    int32_t override; /* -1: none */
+    uint32_t n;
+    int64_t *times; /* in the arena */
+} ck_contact_log;
+
+/* The log of (sid, channel); an empty one (override -1, n 0) if none. */
+int ck_contact__get(ck_contact_log *out, ck_store *st, MDB_txn *txn,
+                    const uint8_t sid[CK_SUBJECT_ID_BYTES], ck_channel_type ch,
+                    const unsigned char dk[CK_KEY_BYTES], ck_arena *arena);
+/* Contacts of the log within [now - days, now]. */
+uint32_t ck_contact__count(const ck_contact_log *log, int64_t now, uint32_t days);
+
+int ck_channel__parse(ck_channel_type *out, const char *s);
+
+#endif /* CK_CONSENT_H */

@@ -1,0 +1,123 @@
+/*
+ * subject.h - subjects: ids, data keys, blind indexes, writes of fields
+ * (internal API of subject.c, used by import, consent, release, erase).
+ *
+ * Two LMDB environments are involved in a write that creates a subject: the
+ * data environment (subject record, values, index entries) and the keyring
+ * (the subject's wrapped data key). They cannot commit atomically together,
+ * so the order is fixed: the data write transaction is opened first; new
+ * data keys are staged in memory (ck_wctx) and written to the keyring in a
+ * transaction of its own just before the data transaction commits
+ * (ck_wctx__commit_keys). A crash between the two commits leaves a data key
+ * with no data (harmless, unreachable), never data without its key.
+ * Every path takes the data write lock before the keyring's, never the
+ * reverse, so the two cannot deadlock.
+ */
+#ifndef CK_SUBJECT_H
+#define CK_SUBJECT_H
+
+#include "ident.h"
+#include "schema.h"
+
+#include <errno.h>
+
+/* LMDB put with the fault-injection hook ("mdb_put"). */
+static inline int ck_mdb__put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+    return ck_fault__hit("mdb_put") ? EIO : mdb_put(txn, dbi, k, v, flags);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Write context                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ck_wctx {
+    ck_store *st;
+    MDB_txn *txn; /* data write transaction (a child one per import line) */
+    const ck_schema *schema;
+    MDB_txn *ktxn;          /* keyring read transaction, opened on first need */
+    ck_buf scratch;         /* secure: plaintext encodings */
+    ck_buf norm;            /* secure: normalised identifying values */
+    ck_arena arena;         /* scratch of one operation (decoded values) */
+    uint8_t *new_sids;      /* subjects created in this write ... */
+    unsigned char *new_dks; /* ... and their data keys (guarded) */
+    size_t n_new, cap_new;
+    unsigned char *dk; /* guarded: the data key of the subject being written */
+    int64_t now;
+} ck_wctx;
+
+int ck_wctx__init(ck_wctx *w, ck_store *st, MDB_txn *txn, const ck_schema *schema);
+/* End the keyring read, wipe and free everything. */
+void ck_wctx__fini(ck_wctx *w);
+/* Forget the subjects staged since `mark` (a line rolled back). */
+void ck_wctx__rollback_new(ck_wctx *w, size_t mark);
+/* Write the staged data keys to the keyring (its own write transaction;
+ * the keyring read transaction is ended first). Call right before the data
+ * transaction commits. */
+int ck_wctx__commit_keys(ck_wctx *w);
+
+/* ------------------------------------------------------------------------ */
+/* One subject being written                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define CK_SUBJECT_INDEX_MAX 4096 /* index entries of one subject */
+
+typedef struct ck_subj {
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    const unsigned char *dk; /* its data key (guarded memory of the wctx) */
+    int64_t created;
+    uint8_t (*ix)[CK_INDEX_KEY_BYTES]; /* index keys it holds (heap) */
+    uint32_t nix, cap;
+    bool is_new, dirty;
+} ck_subj;
+
+void ck_subj__fini(ck_subj *s);
+/* A new subject: random id, data key staged in `w`. */
+int ck_subject__new(ck_wctx *w, ck_subj *s);
+/* An existing subject: its data key and record. CK_ENOTFOUND. */
+int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYTES]);
+/* Write the subject record if it changed. */
+int ck_subject__save(ck_wctx *w, ck_subj *s);
+
+/* Point a unique index (CK_INDEX_REF, CK_INDEX_ALIAS) at the subject.
+ * `raw` is normalised (trimmed) first. CK_EEXIST when another subject
+ * holds it; CK_OK when this one already does. */
+int ck_subject__index_unique(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n);
+/* Remove an alias. CK_ENOTFOUND when the subject does not hold it. */
+int ck_subject__index_remove(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n);
+
+/* Set (v != NULL) or delete (v == NULL) field `f`: value sealed, blind
+ * index of an identifying field kept in step. `v` must have f's type. */
+int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v);
+
+/* The index key of a ref (kind REF) or alias, normalised: CK_EINVAL when
+ * empty or too long. */
+int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], ck_store *st, ck_index_kind kind,
+                           const char *raw, size_t n, ck_buf *norm);
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * ck_subject__resolve - the subject `who` names, as seen by `txn` (a data
+ * transaction, read or write). For CK_BY_PSEUDONYM the context is
+ * who->purpose/recipient, or ctx_purpose/ctx_recipient when who->purpose
+ * is NULL. `norm` is a secure scratch buffer.
+ * CK_OK; CK_ENOTFOUND; CK_EAMBIGUOUS; CK_EINVAL.
+ */
+int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
+                        const ck_schema *schema, const ck_who *who, const char *ctx_purpose,
+                        const char *ctx_recipient, ck_buf *norm);
+
+/* The data key of `sid` through a keyring read transaction. */
+int ck_subject__data_key(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                         unsigned char dk[CK_KEY_BYTES]);
+
+/* Run `fn` in a data write transaction with a wctx and the current schema
+ * (CK_ENOTFOUND when none was applied). The staged keys are committed
+ * after `fn` succeeds, before the data commit. */
+typedef int (*ck_wfn)(ck_wctx *w, void *ctx);
+int ck_subject__write(ck_store *st, ck_wfn fn, void *ctx);
+
+#endif /* CK_SUBJECT_H */
