@@ -84,8 +84,79 @@ extern const char HELP_STATS[];
 int cmd_schema(cli *c, int argc, char **argv);
 extern const char HELP_SCHEMA[];
 
+/* Subject selection, shared by the commands that name one subject
+ * (cmd_data.c): exactly one of --subject ID, --ref R, --lookup FIELD=VALUE,
+ * --pseudonym PS, --alias A. A pseudonym's context is the command's own
+ * --purpose (and --recipient) unless --pseudonym-purpose P and
+ * --pseudonym-recipient R name it. Put CLI_WHO_OPTIONS in the command's
+ * getopt_long table and hand every option to cli_who_option first. */
+enum {
+    CLI_OPT_SUBJECT = 0x200,
+    CLI_OPT_REF,
+    CLI_OPT_LOOKUP,
+    CLI_OPT_PSEUDONYM,
+    CLI_OPT_ALIAS,
+    CLI_OPT_PS_PURPOSE,
+    CLI_OPT_PS_RECIPIENT
+};
+#define CLI_WHO_OPTIONS                                                                            \
+    {"subject", required_argument, NULL, CLI_OPT_SUBJECT},                                         \
+        {"ref", required_argument, NULL, CLI_OPT_REF},                                             \
+        {"lookup", required_argument, NULL, CLI_OPT_LOOKUP},                                       \
+        {"pseudonym", required_argument, NULL, CLI_OPT_PSEUDONYM},                                 \
+        {"alias", required_argument, NULL, CLI_OPT_ALIAS},                                         \
+        {"pseudonym-purpose", required_argument, NULL, CLI_OPT_PS_PURPOSE},                        \
+    {                                                                                              \
+        "pseudonym-recipient", required_argument, NULL, CLI_OPT_PS_RECIPIENT                       \
+    }
+
+typedef struct cli_who {
+    ck_who who;
+    int given; /* selectors seen */
+    const char *ps_purpose, *ps_recipient;
+} cli_who;
+
+#define CLI_WHO_INIT                                                                               \
+    {                                                                                              \
+        {CK_BY_ID, NULL, 0, NULL, NULL, NULL}, 0, NULL, NULL                                       \
+    }
+
+/* Take option `opt` with argument `arg` (--lookup's '=' is cut in place).
+ * Returns -1 when `opt` is not a subject option, else EXIT_OK or
+ * EXIT_USAGE (reported). */
+int cli_who_option(cli_who *w, int opt, char *arg);
+/* Check that exactly one selector was given and set a pseudonym's context
+ * (`purpose`/`recipient`: the command's own, or NULL). EXIT_OK, or
+ * EXIT_USAGE reported with `cmd` in the message. */
+int cli_who_check(cli_who *w, const char *cmd, const char *purpose, const char *recipient);
+/* Report an unknown option or a missing argument (opterr = 0 mode) and
+ * return EXIT_USAGE. `argv`, `cmd`: the command's. */
+int cli_bad_option(char **argv, const char *cmd);
+
+/* put, import, alias (cmd_data.c). */
+int cmd_put(cli *c, int argc, char **argv);
+int cmd_import(cli *c, int argc, char **argv);
+int cmd_alias(cli *c, int argc, char **argv);
+extern const char HELP_PUT[];
+extern const char HELP_IMPORT[];
+extern const char HELP_ALIAS[];
+
+/* consent, get, segment, contact (cmd_release.c). */
+int cmd_consent(cli *c, int argc, char **argv);
+int cmd_get(cli *c, int argc, char **argv);
+int cmd_segment(cli *c, int argc, char **argv);
+int cmd_contact(cli *c, int argc, char **argv);
+extern const char HELP_CONSENT[];
+extern const char HELP_GET[];
+extern const char HELP_SEGMENT[];
+extern const char HELP_CONTACT[];
+
 /* Audit log, verify, checkpoint (cmd_audit.c). */
 int cmd_audit(cli *c, int argc, char **argv);
 extern const char HELP_AUDIT[];
+
+/* IAB TCF v2 consent strings (cmd_tcf.c): no store needed. */
+int cmd_tcf(cli *c, int argc, char **argv);
+extern const char HELP_TCF[];
 
 #endif /* CK_CLI_H */

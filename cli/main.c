@@ -47,7 +47,16 @@ static const cli_command COMMANDS[] = {
     {"passwd", "add, change or remove key slots", HELP_PASSWD, cmd_passwd},
     {"stats", "figures about a store", HELP_STATS, cmd_stats},
     {"schema", "apply or show the fields and purposes", HELP_SCHEMA, cmd_schema},
+    {"put", "set or delete fields of one subject", HELP_PUT, cmd_put},
+    {"import", "import profiles and consents from JSON Lines", HELP_IMPORT, cmd_import},
+    {"alias", "add or remove a subject's alias", HELP_ALIAS, cmd_alias},
+    {"consent", "record consent (grant, withdraw, refuse, object) or show it", HELP_CONSENT,
+     cmd_consent},
+    {"get", "release a subject's fields for a purpose", HELP_GET, cmd_get},
+    {"segment", "release every matching subject for a purpose", HELP_SEGMENT, cmd_segment},
+    {"contact", "count a contact, or set a subject's contact cap", HELP_CONTACT, cmd_contact},
     {"audit", "the audit log: entries, verification, checkpoints", HELP_AUDIT, cmd_audit},
+    {"tcf", "decode IAB TCF v2 consent strings", HELP_TCF, cmd_tcf},
 };
 
 int cli_fail(int code, const char *fmt, ...)
@@ -76,6 +85,7 @@ int cli_exit_code(int rc)
         return EXIT_INTEGRITY;
     case CK_EINVAL:
     case CK_ELIMIT:
+    case CK_EAMBIGUOUS:
         return EXIT_INVALID;
     default:
         return EXIT_OTHER;
