@@ -4,7 +4,7 @@
 # $1 is the path of the ckstore binary. Everything happens in a scratch
 # directory made with mktemp -d and removed at the end; nothing outside it
 # is touched. The demo shows what exists today and grows as the remaining
-# modules land (import, consent and release, erasure).
+# modules land (erasure and export are next).
 set -euo pipefail
 
 CK=$(realpath "${1:?usage: demo-steps.sh path/to/ckstore}")
@@ -53,4 +53,27 @@ printf '\x01' | dd of="$CKSTORE_DIR/audit-000001.log" bs=1 seek=20 conv=notrunc 
 run audit verify || echo "   (exit $? - integrity failure)"
 cp audit.bak "$CKSTORE_DIR/audit-000001.log"
 
-step "Still to come in this demo (being built): import of customers, what two purposes may see, a consent withdrawal, an erasure"
+step "8. Import customers with their consents: each line is atomic, bad lines are reported by number"
+run import "$HERE/examples/customers.jsonl" || echo "   (exit $? - two lines were rejected, the others landed)"
+
+step "9. The same customer, seen by three purposes: each releases only what its basis allows"
+run get --ref C-000001 --purpose service --actor till-app
+run get --ref C-000001 --purpose analytics --actor bi
+run get --ref C-000001 --purpose personalization --actor web
+
+step "10. A partner sees only what the customer agreed to share with that partner, under another pseudonym"
+run get --lookup email=lea.martin@example.FR --purpose partners --recipient acme --actor partner-feed
+run get --ref C-000001 --purpose partners --recipient globex --actor partner-feed
+
+step "11. Withdrawing is one call, as easy as the grant"
+run consent withdraw --ref C-000001 --purpose marketing.email --actor crm --source "unsubscribe link"
+run --format text get --ref C-000001 --purpose marketing.email --actor mailer
+
+step "12. A segment: only customers who may be reached, filtered only on what they agreed to release"
+run segment --purpose personalization --actor web --where city=Paris
+
+step "13. The audit log recorded every release and consent change - field names, never values"
+run audit log | tail -n 3
+run audit verify
+
+step "Still to come in this demo (being built): the customer's export and an erasure with its receipt"
