@@ -145,7 +145,38 @@ static int read_opt_str(ck_mp *r, const char **out, ck_arena *arena)
     return CK_OK;
 }
 
-/* Decode a record's plaintext. */
+/* The raw evidence of a record mapped from a TC string: nil, or 1 to
+ * CK_TCF_TEXT_MAX bytes of base64url segments joined by '.' (what the
+ * decoder accepted), so that it is safe to show as it is. */
+static int read_tc_string(ck_mp *r, const char **out, ck_arena *arena)
+{
+    ck_mp_kind k;
+    const char *s;
+    uint32_t l;
+    *out = NULL;
+    if (ck_mp__peek(r, &k) != CK_OK)
+        return CK_EFORMAT;
+    if (k == CK_MP_NIL)
+        return ck_mp__nil(r);
+    if (ck_mp__str(r, &s, &l) != CK_OK || l == 0 || l > CK_TCF_TEXT_MAX)
+        return CK_EFORMAT;
+    for (uint32_t i = 0; i < l; i++) {
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return CK_EFORMAT;
+    }
+    char *c = ck_arena__alloc(arena, (size_t)l + 1);
+    if (c == NULL)
+        return CK_ENOMEM;
+    memcpy(c, s, l);
+    c[l] = '\0';
+    *out = c;
+    return CK_OK;
+}
+
+/* Decode a record's plaintext: 10 elements, or 11 with the raw evidence of
+ * a TC string (elements after those are ignored). */
 static int decode_record(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena *arena)
 {
     ck_mp r;
@@ -179,6 +210,8 @@ static int decode_record(ck_consent_rec *out, const uint8_t *p, size_t n, ck_are
         rc = read_opt_str(&r, &out->notice, arena);
     if (rc == CK_OK)
         rc = read_opt_str(&r, &out->collector, arena);
+    if (rc == CK_OK && cnt >= 11)
+        rc = read_tc_string(&r, &out->tc_string, arena);
     return rc;
 }
 
@@ -258,7 +291,8 @@ int ck_consent__check(ck_store *st, const ck_schema *schema, const ck_consent *c
         return ck_err__set(st, CK_EINVAL, "a consent needs a purpose");
     const ck_schema_purpose *p = ck_schema__purpose(schema, c->purpose, strlen(c->purpose));
     if (p == NULL)
-        return ck_err__set(st, CK_EINVAL, "unknown purpose \"%.64s\"", c->purpose);
+        return ck_err__set(st, CK_EINVAL, "unknown purpose \"%s\"",
+                           ck_shown((char[CK_SHOWN_MAX]){0}, c->purpose));
     if (c->state < CK_CONSENT_GRANTED || c->state > CK_CONSENT_OBJECTED)
         return ck_err__set(st, CK_EINVAL, "%s: unknown consent state %d", p->name, (int)c->state);
     if (c->nfields > 0 && c->fields == NULL)
@@ -308,8 +342,16 @@ static void pack_opt(ck_mp_writer *mw, const char *s)
 int ck_consent__append(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const ck_consent *c,
                        uint32_t *seq_out)
 {
+    return ck_consent__append_ev(w, s, p, c, NULL, 0, seq_out);
+}
+
+int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const ck_consent *c,
+                          const char *tc, size_t tc_len, uint32_t *seq_out)
+{
     ck_store *st = w->st;
     uint8_t ptag[CK_PTAG_BYTES], key[CK_CONSENT_KEY_BYTES], aad[CONSENT_AAD_BYTES];
+    if (tc != NULL && (tc_len == 0 || tc_len > CK_TCF_TEXT_MAX))
+        return ck_err__set(st, CK_EINTERNAL, "%s: raw evidence of a bad size", p->name);
     ck_consent__ptag(ptag, st, p->name, p->name_len);
     ck_consent_cur cur = {0};
     /* A subject created in this write has no record yet. */
@@ -323,7 +365,9 @@ int ck_consent__append(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const
     ck_mp_writer mw;
     ck_buf__reset(&w->scratch);
     ck_mp_writer__init(&mw, &w->scratch);
-    ck_mp_writer__array(&mw, 10);
+    /* The raw evidence is an 11th element, only when there is one: the
+     * records of other consents keep their 10 elements. */
+    ck_mp_writer__array(&mw, tc != NULL ? 11 : 10);
     ck_mp_writer__u64(&mw, 1);
     ck_mp_writer__str(&mw, p->name, p->name_len);
     ck_mp_writer__u64(&mw, (uint64_t)c->state);
@@ -338,6 +382,8 @@ int ck_consent__append(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const
     pack_opt(&mw, c->source);
     pack_opt(&mw, c->notice);
     pack_opt(&mw, c->collector);
+    if (tc != NULL)
+        ck_mp_writer__str(&mw, tc, tc_len);
     if (mw.rc != CK_OK) {
         ck_buf__reset(&w->scratch);
         return ck_err__set(st, mw.rc, "cannot encode a consent record");
@@ -468,6 +514,8 @@ static json_t *record_json(const ck_consent_rec *r)
         json_object_set_new(o, "notice", json_string(r->notice));
     if (r->collector != NULL)
         json_object_set_new(o, "collector", json_string(r->collector));
+    if (r->tc_string != NULL)
+        json_object_set_new(o, "tc_string", json_string(r->tc_string));
     return o;
 }
 

@@ -59,6 +59,24 @@ CK_EXPORT const char *ck_strerror(int rc)
     }
 }
 
+const char *ck_shown(char out[CK_SHOWN_MAX], const char *name)
+{
+    size_t i = 0;
+    for (; name != NULL && name[i] != '\0' && i < 48; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\' ? '?' : (char)c;
+    }
+    /* Do not cut a UTF-8 sequence in the middle. */
+    if (name != NULL && name[i] != '\0') {
+        while (i > 0 && ((unsigned char)out[i] & 0xc0) == 0x80)
+            i--;
+        memcpy(out + i, "...", 4);
+    } else {
+        out[i] = '\0';
+    }
+    return out;
+}
+
 CK_EXPORT const char *ck_version(void)
 {
     return CK_VERSION_STRING;

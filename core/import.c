@@ -123,8 +123,10 @@ typedef struct parsed {
         return CK_EINVAL;                                                                          \
     } while (0)
 
-/* Names from the file (keys) are shown at most this long. */
-#define NAME_SHOWN "%.48s"
+/* Names from the file (keys) are shown through ck_shown: cut, and with
+ * control characters replaced (a reason goes to a terminal). */
+#define NAME_SHOWN "%s"
+#define SHOWN(s)   ck_shown((char[CK_SHOWN_MAX]){0}, (s))
 
 static int parse_expires(int64_t *out, const char *s, size_t n)
 {
@@ -197,13 +199,14 @@ static int parse_consent(ck_importer *imp, ck_wctx *w, line_consent *lc, const c
             for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
                 known = known || strcmp(key, keys[i]) == 0;
             if (!known)
-                REJECT("consent." NAME_SHOWN ": unknown key \"" NAME_SHOWN "\"", purpose, key);
+                REJECT("consent." NAME_SHOWN ": unknown key \"" NAME_SHOWN "\"", SHOWN(purpose),
+                       SHOWN(key));
         }
         json_t *s = json_object_get(jv, "state");
         if (!json_is_string(s) || ck_consent__state_parse(&c->state, json_string_value(s),
                                                           json_string_length(s)) != CK_OK)
             REJECT("consent." NAME_SHOWN ".state: expected granted, withdrawn, refused or objected",
-                   purpose);
+                   SHOWN(purpose));
         json_t *f = json_object_get(jv, "fields");
         if (f != NULL) {
             int rc =
@@ -211,11 +214,12 @@ static int parse_consent(ck_importer *imp, ck_wctx *w, line_consent *lc, const c
             if (rc == CK_ENOMEM)
                 return ck_err__set(st, rc, "out of memory");
             if (rc != CK_OK)
-                REJECT("consent." NAME_SHOWN ".fields: expected a list of field names", purpose);
+                REJECT("consent." NAME_SHOWN ".fields: expected a list of field names",
+                       SHOWN(purpose));
             if (c->nfields == 0)
                 REJECT("consent." NAME_SHOWN ".fields: an empty scope (leave it out for all "
                        "fields)",
-                       purpose);
+                       SHOWN(purpose));
         }
         json_t *r = json_object_get(jv, "recipients");
         if (r != NULL) {
@@ -224,23 +228,25 @@ static int parse_consent(ck_importer *imp, ck_wctx *w, line_consent *lc, const c
             if (rc == CK_ENOMEM)
                 return ck_err__set(st, rc, "out of memory");
             if (rc != CK_OK)
-                REJECT("consent." NAME_SHOWN ".recipients: expected a list of names", purpose);
+                REJECT("consent." NAME_SHOWN ".recipients: expected a list of names",
+                       SHOWN(purpose));
         }
         json_t *e = json_object_get(jv, "expires");
         if (e != NULL && (!json_is_string(e) || parse_expires(&c->expires, json_string_value(e),
                                                               json_string_length(e)) != CK_OK))
             REJECT("consent." NAME_SHOWN ".expires: expected a date YYYY-MM-DD or an RFC 3339 "
                    "time",
-                   purpose);
+                   SHOWN(purpose));
         const char *src;
         if (opt_string(&src, jv, "source") != CK_OK ||
             opt_string(&c->notice, jv, "notice") != CK_OK ||
             opt_string(&c->collector, jv, "collector") != CK_OK)
-            REJECT("consent." NAME_SHOWN ": source, notice and collector are strings", purpose);
+            REJECT("consent." NAME_SHOWN ": source, notice and collector are strings",
+                   SHOWN(purpose));
         if (src != NULL)
             c->source = src;
     } else {
-        REJECT("consent." NAME_SHOWN ": expected true, false or an object", purpose);
+        REJECT("consent." NAME_SHOWN ": expected true, false or an object", SHOWN(purpose));
     }
     int rc = ck_consent__check(st, w->schema, c, &lc->p);
     if (rc == CK_EINVAL)
@@ -267,7 +273,7 @@ static int parse_line(ck_importer *imp, ck_wctx *w, parsed *pl, const char *text
     json_object_foreach(pl->root, key, v)
     {
         if (strcmp(key, "ref") != 0 && strcmp(key, "fields") != 0 && strcmp(key, "consent") != 0)
-            REJECT("unknown key \"" NAME_SHOWN "\" (expected ref, fields, consent)", key);
+            REJECT("unknown key \"" NAME_SHOWN "\" (expected ref, fields, consent)", SHOWN(key));
     }
     json_t *ref = json_object_get(pl->root, "ref");
     if (!json_is_string(ref))
@@ -296,7 +302,7 @@ static int parse_line(ck_importer *imp, ck_wctx *w, parsed *pl, const char *text
         {
             const ck_schema_field *f = ck_schema__field(w->schema, key, strlen(key));
             if (f == NULL)
-                REJECT("unknown field \"" NAME_SHOWN "\"", key);
+                REJECT("unknown field \"" NAME_SHOWN "\"", SHOWN(key));
             line_field *lf = &pl->fields[pl->nfields++];
             lf->f = f;
             lf->del = json_is_null(v);
@@ -337,7 +343,7 @@ static int parse_line(ck_importer *imp, ck_wctx *w, parsed *pl, const char *text
         json_object_foreach(consent, key, v)
         {
             if (ck_schema__purpose(w->schema, key, strlen(key)) == NULL)
-                REJECT("unknown purpose \"" NAME_SHOWN "\"", key);
+                REJECT("unknown purpose \"" NAME_SHOWN "\"", SHOWN(key));
             CK_TRY(parse_consent(imp, w, &pl->consents[pl->nconsents], key, v, reason));
             pl->nconsents++;
         }

@@ -314,7 +314,8 @@ static int setup_request(setup *su, rel_ctx *rc, ck_store *st, const char *actor
     CK_TRY(ck_schema__get(&su->schema, st, rc->txn));
     const ck_schema_purpose *p = ck_schema__purpose(su->schema, purpose, strlen(purpose));
     if (p == NULL)
-        return ck_err__set(st, CK_EINVAL, "unknown purpose \"%.64s\"", purpose);
+        return ck_err__set(st, CK_EINVAL, "unknown purpose \"%s\"",
+                           ck_shown((char[CK_SHOWN_MAX]){0}, purpose));
     size_t n = nfields ? nfields : p->nfields;
     su->fields = ck_mem__malloc((n ? n : 1) * sizeof *su->fields);
     if (su->fields == NULL)
@@ -325,8 +326,8 @@ static int setup_request(setup *su, rel_ctx *rc, ck_store *st, const char *actor
             f = fields[i] != NULL ? ck_schema__field(su->schema, fields[i], strlen(fields[i]))
                                   : NULL;
             if (f == NULL)
-                return ck_err__set(st, CK_EINVAL, "unknown field \"%.64s\"",
-                                   fields[i] != NULL ? fields[i] : "");
+                return ck_err__set(st, CK_EINVAL, "unknown field \"%s\"",
+                                   ck_shown((char[CK_SHOWN_MAX]){0}, fields[i]));
             for (size_t j = 0; j < i; j++)
                 if (su->fields[j] == f)
                     return ck_err__set(st, CK_EINVAL, "field %s is asked twice", f->name);

@@ -163,9 +163,9 @@ static int open_dbis(ck_store *st, MDB_txn *dtxn, MDB_txn *ktxn, unsigned flags)
     return CK_OK;
 }
 
-static int init_data_txn(ck_store *st, MDB_txn *txn, void *ctx)
+static int init_keyring_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
 {
-    MDB_txn *ktxn = ctx;
+    MDB_txn *txn = ctx; /* the data transaction, still open */
     uint8_t be[4], mac[META_MAC_BYTES];
     CK_TRY(open_dbis(st, txn, ktxn, MDB_CREATE));
     ck_be32_put(be, CK_FORMAT_VERSION);
@@ -176,12 +176,14 @@ static int init_data_txn(ck_store *st, MDB_txn *txn, void *ctx)
     return CK_OK;
 }
 
-static int init_keyring_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
+static int init_data_txn(ck_store *st, MDB_txn *txn, void *ctx)
 {
     (void)ctx;
-    /* The data databases are created in their own transaction below; here
-     * the keyring's, with a throwaway data-side handle set. */
-    return ck_env__write(st, &st->data, init_data_txn, ktxn);
+    /* Both environments' databases are made together. The data write
+     * transaction is taken first and the keyring's inside it, the order
+     * every writer follows (docs/architecture.md): the keyring commits,
+     * then the data. */
+    return ck_env__write(st, &st->keyring, init_keyring_txn, txn);
 }
 
 static int check_meta(ck_store *st, MDB_txn *txn)
@@ -308,7 +310,7 @@ CK_EXPORT int ck_init(ck_store **out, const char *dir, const ck_options *opts)
     st->clock = opts->clock;
     st->clock_ctx = opts->clock_ctx;
     CK_GUARD(open_envs(st, opts->map_size));
-    CK_GUARD(ck_env__write(st, &st->keyring, init_keyring_txn, NULL));
+    CK_GUARD(ck_env__write(st, &st->data, init_data_txn, NULL));
     CK_GUARD(ck_audit__open(st, true));
     /* The key-slot file comes last: until it exists there is no store. */
     CK_GUARD(ck_keys__write_file(st, dir, &sf));

@@ -45,6 +45,12 @@ int ck_err__mdb(ck_store *st, int mdb_rc, const char *what);
 int ck_err__errno(ck_store *st, int err, const char *what, const char *path);
 const char *ck_err__get(ck_store *st);
 
+/* A name from outside (a JSON key, a field or purpose asked for) made safe
+ * to quote in a message: at most 48 bytes, control characters and '"'
+ * replaced by '?', "..." when cut. Returns `out`. */
+#define CK_SHOWN_MAX 56
+const char *ck_shown(char out[CK_SHOWN_MAX], const char *name);
+
 /* ------------------------------------------------------------------------ */
 /* Crypto (crypto.c)                                                         */
 /* ------------------------------------------------------------------------ */

@@ -562,7 +562,8 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
             return ck_err__set(st, CK_EINVAL, "a look-up needs a field");
         const ck_schema_field *f = ck_schema__field(schema, who->field, strlen(who->field));
         if (f == NULL)
-            return ck_err__set(st, CK_EINVAL, "unknown field \"%.64s\"", who->field);
+            return ck_err__set(st, CK_EINVAL, "unknown field \"%s\"",
+                               ck_shown((char[CK_SHOWN_MAX]){0}, who->field));
         if (!f->identifying)
             return ck_err__set(st, CK_EINVAL,
                                "field %s is not identifying: it has no look-up index", f->name);
@@ -702,7 +703,8 @@ static int put_one(ck_wctx *w, ck_subj *s, const ck_field_value *fv)
         return ck_err__set(w->st, CK_EINVAL, "a field has no name");
     const ck_schema_field *f = ck_schema__field(w->schema, fv->field, strlen(fv->field));
     if (f == NULL)
-        return ck_err__set(w->st, CK_EINVAL, "unknown field \"%.64s\"", fv->field);
+        return ck_err__set(w->st, CK_EINVAL, "unknown field \"%s\"",
+                           ck_shown((char[CK_SHOWN_MAX]){0}, fv->field));
     return ck_subject__set_field(w, s, f, fv->value);
 }
 
@@ -736,7 +738,8 @@ static int put_fn(ck_wctx *w, void *ctx)
             {
                 const ck_schema_field *f = ck_schema__field(w->schema, name, strlen(name));
                 if (f == NULL) {
-                    rc = ck_err__set(w->st, CK_EINVAL, "unknown field \"%.64s\"", name);
+                    rc = ck_err__set(w->st, CK_EINVAL, "unknown field \"%s\"",
+                                     ck_shown((char[CK_SHOWN_MAX]){0}, name));
                     break;
                 }
                 ck_value v;
