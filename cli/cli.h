@@ -84,6 +84,10 @@ extern const char HELP_STATS[];
 int cmd_schema(cli *c, int argc, char **argv);
 extern const char HELP_SCHEMA[];
 
+/* Erasure (cmd_erase.c). */
+int cmd_erase(cli *c, int argc, char **argv);
+extern const char HELP_ERASE[];
+
 /* Subject selection, shared by the commands that name one subject
  * (cmd_data.c): exactly one of --subject ID, --ref R, --lookup FIELD=VALUE,
  * --pseudonym PS, --alias A. A pseudonym's context is the command's own

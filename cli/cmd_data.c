@@ -52,7 +52,7 @@ const char HELP_PUT[] =
 
 const char HELP_IMPORT[] =
     "usage: ckstore [--store DIR] [--key-file FILE] import FILE|- [--source TEXT]\n"
-    "               [--actor A] [--batch N]\n"
+    "               [--actor A] [--batch N] [--recreate-erased]\n"
     "\n"
     "Import profiles and consents from JSON Lines (FILE, or standard input for\n"
     "-), one subject per line:\n"
@@ -75,6 +75,10 @@ const char HELP_IMPORT[] =
     "                 (default: the file's base name, or \"stdin\")\n"
     "  --actor A      the audit log's actor (default: import)\n"
     "  --batch N      lines per commit, 1 to 1048576 (default 4096)\n"
+    "  --recreate-erased\n"
+    "                 a line whose ref belonged to an erased subject makes a NEW\n"
+    "                 subject with only the line's consents; without it such a line\n"
+    "                 is rejected (erase leaves a tombstone of the ref)\n"
     "\n"
     "Prints {\"imported\":N,\"rejected\":M,\"created\":C,\"updated\":U,\"consents\":K}:\n"
     "imported = created + updated, the lines written; consents = the consent\n"
@@ -453,9 +457,11 @@ int cmd_import(cli *c, int argc, char **argv)
 {
     const char *source = NULL, *actor = NULL;
     unsigned long batch = 0;
+    unsigned flags = 0;
     static const struct option opts[] = {{"source", required_argument, NULL, 's'},
                                          {"actor", required_argument, NULL, 'a'},
                                          {"batch", required_argument, NULL, 'b'},
+                                         {"recreate-erased", no_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
     int ch;
     opterr = 0;
@@ -466,6 +472,9 @@ int cmd_import(cli *c, int argc, char **argv)
             break;
         case 'a':
             actor = optarg;
+            break;
+        case 'r':
+            flags |= CK_IMPORT_RECREATE_ERASED;
             break;
         case 'b': {
             char *end;
@@ -527,6 +536,7 @@ int cmd_import(cli *c, int argc, char **argv)
     o.actor = actor;
     o.source = source;
     o.batch_lines = (unsigned)batch;
+    o.flags = flags;
     o.on_reject = on_reject;
     o.ctx = &ui;
     ck_importer *imp = NULL;

@@ -27,6 +27,10 @@
 #define LINE_CONSENTS_MAX CK_SCHEMA_PURPOSES_MAX
 #define LINE_FIELDS_MAX   CK_SCHEMA_FIELDS_MAX
 
+/* write_line: the ref has a tombstone and the options do not allow
+ * re-creating it (internal status, becomes a reject). */
+#define CK_ERASED_REF (-1001)
+
 typedef struct imp_reject {
     uint64_t line;
     char reason[REASON_MAX];
@@ -52,6 +56,7 @@ struct ck_importer {
     ck_store *st;
     char *actor, *source;
     unsigned batch_lines;
+    unsigned flags;
     void (*on_reject)(void *ctx, uint64_t line, const char *reason);
     void *ctx;
 
@@ -111,6 +116,8 @@ typedef struct parsed {
     json_t *root;
     const char *ref;
     size_t ref_len;
+    uint8_t tomb[CK_TOMB_BYTES]; /* the ref's tombstone tag */
+    bool erased;                 /* the ref belonged to an erased subject */
     line_field *fields;
     size_t nfields;
     line_consent *consents;
@@ -282,10 +289,12 @@ static int parse_line(ck_importer *imp, ck_wctx *w, parsed *pl, const char *text
     pl->ref_len = json_string_length(ref);
     {
         uint8_t k[CK_INDEX_KEY_BYTES];
-        int rc = ck_subject__unique_key(k, st, CK_INDEX_REF, pl->ref, pl->ref_len, &w->norm);
+        int rc =
+            ck_subject__unique_key(k, pl->tomb, st, CK_INDEX_REF, pl->ref, pl->ref_len, &w->norm);
         if (rc == CK_EINVAL)
             REJECT("ref: %s", ck_err__get(st));
         CK_TRY(rc);
+        CK_TRY(ck_erase__tombstoned(&pl->erased, st, w->txn, pl->tomb));
     }
 
     json_t *fields = json_object_get(pl->root, "fields");
@@ -361,6 +370,8 @@ static int write_line(ck_importer *imp, ck_wctx *w, const parsed *pl)
     bool created = false;
     if (rc == CK_OK) {
         rc = ck_subject__open(w, &s, sid);
+    } else if (rc == CK_ENOTFOUND && pl->erased && (imp->flags & CK_IMPORT_RECREATE_ERASED) == 0) {
+        return CK_ERASED_REF;
     } else if (rc == CK_ENOTFOUND) {
         rc = ck_subject__new(w, &s);
         if (rc == CK_OK)
@@ -503,8 +514,15 @@ static int batch_fn(ck_wctx *w, void *ctx)
         } else {
             rc = parse_line(imp, w, &pl, text, lr->len, reason);
         }
-        if (rc == CK_OK)
+        if (rc == CK_OK) {
             rc = write_line(imp, w, &pl);
+            if (rc == CK_ERASED_REF) {
+                snprintf(reason, sizeof reason,
+                         "ref: this customer was erased; the line is not imported (re-create "
+                         "them as a new subject with --recreate-erased)");
+                rc = CK_EINVAL;
+            }
+        }
         json_decref(pl.root);
         ck_arena__reset(&w->arena);
         if (rc == CK_EINVAL && reason[0] != '\0')
@@ -588,6 +606,8 @@ CK_EXPORT int ck_import_begin(ck_importer **out, ck_store *st, const ck_import_o
     if (opts->version != CK_IMPORT_OPTIONS_VERSION)
         return ck_err__set(st, CK_EINVAL, "ck_import_options version %u is not supported",
                            opts->version);
+    if ((opts->flags & ~CK_IMPORT_RECREATE_ERASED) != 0)
+        return ck_err__set(st, CK_EINVAL, "unknown import flags 0x%x", opts->flags);
     if (opts->batch_lines > BATCH_MAX)
         return ck_err__set(st, CK_EINVAL, "batch_lines is at most %u", BATCH_MAX);
     if ((st->flags & CK_OPEN_RDONLY) != 0)
@@ -609,6 +629,7 @@ CK_EXPORT int ck_import_begin(ck_importer **out, ck_store *st, const ck_import_o
     imp->partial = (ck_buf)CK_BUF_SECURE_INIT;
     imp->batch = (ck_buf)CK_BUF_SECURE_INIT;
     imp->batch_lines = opts->batch_lines ? opts->batch_lines : BATCH_DEFAULT;
+    imp->flags = opts->flags;
     imp->on_reject = opts->on_reject;
     imp->ctx = opts->ctx;
     imp->actor = ck_mem__strndup(actor, strlen(actor));

@@ -34,6 +34,7 @@ static const char DB_INDEX[] = "index";
 static const char DB_CONSENTS[] = "consents";
 static const char DB_CINDEX[] = "cindex";
 static const char DB_CONTACTS[] = "contacts";
+static const char DB_TOMBSTONES[] = "tombstones";
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -159,6 +160,7 @@ static int open_dbis(ck_store *st, MDB_txn *dtxn, MDB_txn *ktxn, unsigned flags)
     CK_TRY(ck_env__dbi(st, dtxn, DB_CONSENTS, flags, &st->dbi_consents));
     CK_TRY(ck_env__dbi(st, dtxn, DB_CINDEX, flags, &st->dbi_cindex));
     CK_TRY(ck_env__dbi(st, dtxn, DB_CONTACTS, flags, &st->dbi_contacts));
+    CK_TRY(ck_env__dbi(st, dtxn, DB_TOMBSTONES, flags, &st->dbi_tombstones));
     CK_TRY(ck_env__dbi(st, ktxn, DB_KEYRING, flags, &st->dbi_keyring));
     return CK_OK;
 }

@@ -223,6 +223,7 @@ struct ck_store {
     MDB_dbi dbi_consents;       /* consent.c: sealed consent records */
     MDB_dbi dbi_cindex;         /* consent.c: purpose tag || sid -> current state */
     MDB_dbi dbi_contacts;       /* consent.c: sealed contact log per subject+channel */
+    MDB_dbi dbi_tombstones;     /* erase.c: tombstone tag -> erasure time */
     pthread_mutex_t slots_lock; /* serialises key-slot changes in-process */
     ck_errors errors;
     struct ck_schema_state *schema; /* schema.c: current schema, reloaded

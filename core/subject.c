@@ -3,7 +3,9 @@
  *
  * Records (docs/storage-format.md):
  *   subjects: sid (16) -> [u8 version=1][nonce][sealed msgpack][tag]
- *             plaintext [1, created (int, Unix s), [index key (bin 19), ...]]
+ *             plaintext [1, created (int, Unix s), [entry (bin 35), ...]], an
+ *             entry being an index key (19) and the tombstone tag (16) of
+ *             the same value (zero for an alias).
  *             sealed under the subject's data key, AAD "cks1" || store id
  *             || sid || version. It lists every index entry that points at
  *             the subject, so that an update or an erasure removes them.
@@ -202,11 +204,11 @@ static int ix_reserve(ck_store *st, ck_subj *s, uint32_t extra)
     uint32_t cap = s->cap ? s->cap * 2 : 8;
     while (cap < s->nix + extra)
         cap *= 2;
-    void *p = ck_mem__malloc((size_t)cap * CK_INDEX_KEY_BYTES);
+    void *p = ck_mem__malloc((size_t)cap * CK_IX_ENTRY);
     if (p == NULL)
         return ck_err__set(st, CK_ENOMEM, "out of memory");
     if (s->nix > 0)
-        memcpy(p, s->ix, (size_t)s->nix * CK_INDEX_KEY_BYTES);
+        memcpy(p, s->ix, (size_t)s->nix * CK_IX_ENTRY);
     ck_mem__free(s->ix);
     s->ix = p;
     s->cap = cap;
@@ -276,9 +278,9 @@ int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYT
     for (uint32_t i = 0; i < nix; i++) {
         const uint8_t *b;
         uint32_t bl;
-        if (ck_mp__bin(&r, &b, &bl) != CK_OK || bl != CK_INDEX_KEY_BYTES)
+        if (ck_mp__bin(&r, &b, &bl) != CK_OK || bl != CK_IX_ENTRY)
             return ck_err__set(st, CK_EINTEGRITY, "a subject record does not decode");
-        memcpy(s->ix[s->nix++], b, CK_INDEX_KEY_BYTES);
+        memcpy(s->ix[s->nix++], b, CK_IX_ENTRY);
     }
     ck_buf__reset(&w->scratch);
     return CK_OK;
@@ -298,7 +300,7 @@ int ck_subject__save(ck_wctx *w, ck_subj *s)
     ck_mp_writer__i64(&mw, s->created);
     ck_mp_writer__array(&mw, s->nix);
     for (uint32_t i = 0; i < s->nix; i++)
-        ck_mp_writer__bin(&mw, s->ix[i], CK_INDEX_KEY_BYTES);
+        ck_mp_writer__bin(&mw, s->ix[i], CK_IX_ENTRY);
     if (mw.rc != CK_OK)
         return ck_err__set(st, mw.rc, "cannot encode a subject record");
 
@@ -332,19 +334,25 @@ static int ix_find(const ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES])
 
 static void ix_drop(ck_subj *s, uint32_t i)
 {
-    memmove(s->ix[i], s->ix[i + 1], (size_t)(s->nix - i - 1) * CK_INDEX_KEY_BYTES);
+    memmove(s->ix[i], s->ix[i + 1], (size_t)(s->nix - i - 1) * CK_IX_ENTRY);
     s->nix--;
     s->dirty = true;
 }
 
-static int index_put(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES])
+static int index_put(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES],
+                     const uint8_t *tomb)
 {
     CK_TRY(ix_reserve(w->st, s, 1));
     MDB_val k = {CK_INDEX_KEY_BYTES, (void *)key}, v = {CK_SUBJECT_ID_BYTES, s->sid};
     int mrc = ck_mdb__put(w->txn, w->st->dbi_index, &k, &v, MDB_NODUPDATA);
     if (mrc != 0 && mrc != MDB_KEYEXIST)
         return ck_err__mdb(w->st, mrc, "cannot write an index entry");
-    memcpy(s->ix[s->nix++], key, CK_INDEX_KEY_BYTES);
+    memcpy(s->ix[s->nix], key, CK_INDEX_KEY_BYTES);
+    if (tomb != NULL)
+        memcpy(s->ix[s->nix] + CK_INDEX_KEY_BYTES, tomb, CK_TOMB_BYTES);
+    else
+        memset(s->ix[s->nix] + CK_INDEX_KEY_BYTES, 0, CK_TOMB_BYTES);
+    s->nix++;
     s->dirty = true;
     return CK_OK;
 }
@@ -358,8 +366,21 @@ static int index_del(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTE
     return CK_OK;
 }
 
-int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], ck_store *st, ck_index_kind kind,
-                           const char *raw, size_t n, ck_buf *norm)
+void ck_subject__tomb_tag(uint8_t out[CK_TOMB_BYTES], const ck_store *st, ck_index_kind kind,
+                          uint16_t field_id, const uint8_t *norm, size_t n)
+{
+    uint8_t hdr[5 + 1 + 2] = {
+        'c', 'k', 't', 'b', '1', (uint8_t)kind, (uint8_t)(field_id >> 8), (uint8_t)field_id};
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, ck_store__subkey(st, CK_SUBKEY_TOMBSTONE), CK_KEY_BYTES,
+                            CK_TOMB_BYTES);
+    crypto_generichash_update(&h, hdr, sizeof hdr);
+    crypto_generichash_update(&h, norm, n);
+    crypto_generichash_final(&h, out, CK_TOMB_BYTES);
+}
+
+int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], uint8_t *tomb, ck_store *st,
+                           ck_index_kind kind, const char *raw, size_t n, ck_buf *norm)
 {
     const char *what = kind == CK_INDEX_REF ? "ref" : "alias";
     if (raw == NULL)
@@ -371,14 +392,16 @@ int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], ck_store *st, ck_ind
     if (norm->len > UNIQUE_MAX)
         return ck_err__set(st, CK_EINVAL, "%s longer than %d bytes", what, UNIQUE_MAX);
     ck_ident__index_key(out, st, kind, 0, norm->p, norm->len);
+    if (tomb != NULL)
+        ck_subject__tomb_tag(tomb, st, kind, 0, norm->p, norm->len);
     ck_buf__reset(norm);
     return CK_OK;
 }
 
 int ck_subject__index_unique(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n)
 {
-    uint8_t key[CK_INDEX_KEY_BYTES];
-    CK_TRY(ck_subject__unique_key(key, w->st, kind, raw, n, &w->norm));
+    uint8_t key[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
+    CK_TRY(ck_subject__unique_key(key, tomb, w->st, kind, raw, n, &w->norm));
     MDB_val k = {CK_INDEX_KEY_BYTES, key}, v;
     int mrc = mdb_get(w->txn, w->st->dbi_index, &k, &v);
     if (mrc == 0) {
@@ -389,13 +412,13 @@ int ck_subject__index_unique(ck_wctx *w, ck_subj *s, ck_index_kind kind, const c
     }
     if (mrc != MDB_NOTFOUND)
         return ck_err__mdb(w->st, mrc, "cannot read the index");
-    return index_put(w, s, key);
+    return index_put(w, s, key, kind == CK_INDEX_REF ? tomb : NULL);
 }
 
 int ck_subject__index_remove(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n)
 {
     uint8_t key[CK_INDEX_KEY_BYTES];
-    CK_TRY(ck_subject__unique_key(key, w->st, kind, raw, n, &w->norm));
+    CK_TRY(ck_subject__unique_key(key, NULL, w->st, kind, raw, n, &w->norm));
     int i = ix_find(s, key);
     if (i < 0)
         return ck_err__set(w->st, CK_ENOTFOUND, "the subject has no such %s",
@@ -438,7 +461,7 @@ int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, cons
         return ck_err__set(st, rc, "field %s: invalid value (%s)", f->name,
                            rc == CK_ELIMIT ? "too large" : "not valid for its type");
     if (f->identifying) {
-        uint8_t key[CK_INDEX_KEY_BYTES];
+        uint8_t key[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
         ck_buf__reset(&w->norm);
         rc = ck_ident__normalize(&w->norm, ck_ident__norm_kind_for(f->name), v->u.str.ptr,
                                  v->u.str.len);
@@ -448,10 +471,11 @@ int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, cons
                                f->name);
         }
         ck_ident__index_key(key, st, CK_INDEX_FIELD, f->id, w->norm.p, w->norm.len);
+        ck_subject__tomb_tag(tomb, st, CK_INDEX_FIELD, f->id, w->norm.p, w->norm.len);
         ck_buf__reset(&w->norm);
         if (ix_find(s, key) < 0) {
             CK_TRY(index_clear_field(w, s, f->id));
-            CK_TRY(index_put(w, s, key));
+            CK_TRY(index_put(w, s, key, tomb));
         }
     }
     return ck_seal__put_at(st, w->txn, s->sid, f->id, s->dk, v, w->now, &w->scratch);
@@ -554,7 +578,7 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
     case CK_BY_REF:
     case CK_BY_ALIAS: {
         ck_index_kind kind = who->by == CK_BY_REF ? CK_INDEX_REF : CK_INDEX_ALIAS;
-        CK_TRY(ck_subject__unique_key(key, st, kind, who->value, n, norm));
+        CK_TRY(ck_subject__unique_key(key, NULL, st, kind, who->value, n, norm));
         return index_get_unique(sid, st, txn, key, kind == CK_INDEX_REF ? "ref" : "alias");
     }
     case CK_BY_LOOKUP: {
@@ -632,6 +656,20 @@ CK_EXPORT int ck_subject_find(unsigned char out[CK_SUBJECT_ID_BYTES], ck_store *
     return rc;
 }
 
+/* A ref whose subject was erased is not silently brought back. */
+static int refuse_erased(ck_wctx *w, const char *ref, size_t n)
+{
+    uint8_t key[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
+    bool erased;
+    CK_TRY(ck_subject__unique_key(key, tomb, w->st, CK_INDEX_REF, ref, n, &w->norm));
+    CK_TRY(ck_erase__tombstoned(&erased, w->st, w->txn, tomb));
+    if (erased)
+        return ck_err__set(w->st, CK_EDENIED,
+                           "this ref belonged to an erased subject: it is not re-created "
+                           "(import it with --recreate-erased to make a new subject)");
+    return CK_OK;
+}
+
 typedef struct create_ctx {
     const char *ref;
     size_t ref_len;
@@ -642,7 +680,9 @@ static int create_fn(ck_wctx *w, void *ctx)
 {
     create_ctx *c = ctx;
     ck_subj s = {0};
-    int rc = ck_subject__new(w, &s);
+    int rc = c->ref != NULL ? refuse_erased(w, c->ref, c->ref_len) : CK_OK;
+    if (rc == CK_OK)
+        rc = ck_subject__new(w, &s);
     if (rc == CK_OK && c->ref != NULL) {
         rc = ck_subject__index_unique(w, &s, CK_INDEX_REF, c->ref, c->ref_len);
         if (rc == CK_OK && s.nix == 0)
@@ -680,6 +720,7 @@ static int open_or_create(ck_wctx *w, ck_subj *s, const ck_who *who, bool create
         return ck_subject__open(w, s, sid);
     if (rc != CK_ENOTFOUND || !create || who->by != CK_BY_REF)
         return rc;
+    CK_TRY(refuse_erased(w, who->value, who->len != 0 ? who->len : strlen(who->value)));
     CK_TRY(ck_subject__new(w, s));
     return ck_subject__index_unique(w, s, CK_INDEX_REF, who->value,
                                     who->len != 0 ? who->len : strlen(who->value));

@@ -61,12 +61,23 @@ int ck_wctx__commit_keys(ck_wctx *w);
 /* ------------------------------------------------------------------------ */
 
 #define CK_SUBJECT_INDEX_MAX 4096 /* index entries of one subject */
+/* A tombstone tag: BLAKE2b-128(TOMBSTONE subkey, "cktb1" || kind ||
+ * field id || normalised value). Keyed apart from the blind index, so the
+ * tombstones left by an erasure share no byte with the index entries that
+ * vanished with the subject. */
+#define CK_TOMB_BYTES 16
+/* An index entry a subject record lists: the index key, then the tombstone
+ * tag of the same value (zero for aliases, which leave no tombstone). */
+#define CK_IX_ENTRY (CK_INDEX_KEY_BYTES + CK_TOMB_BYTES)
+
+void ck_subject__tomb_tag(uint8_t out[CK_TOMB_BYTES], const ck_store *st, ck_index_kind kind,
+                          uint16_t field_id, const uint8_t *norm, size_t n);
 
 typedef struct ck_subj {
     uint8_t sid[CK_SUBJECT_ID_BYTES];
     const unsigned char *dk; /* its data key (guarded memory of the wctx) */
     int64_t created;
-    uint8_t (*ix)[CK_INDEX_KEY_BYTES]; /* index keys it holds (heap) */
+    uint8_t (*ix)[CK_IX_ENTRY]; /* index entries it holds (heap) */
     uint32_t nix, cap;
     bool is_new, dirty;
 } ck_subj;
@@ -91,9 +102,9 @@ int ck_subject__index_remove(ck_wctx *w, ck_subj *s, ck_index_kind kind, const c
 int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v);
 
 /* The index key of a ref (kind REF) or alias, normalised: CK_EINVAL when
- * empty or too long. */
-int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], ck_store *st, ck_index_kind kind,
-                           const char *raw, size_t n, ck_buf *norm);
+ * empty or too long. `tomb`, if not NULL, receives its tombstone tag. */
+int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], uint8_t *tomb, ck_store *st,
+                           ck_index_kind kind, const char *raw, size_t n, ck_buf *norm);
 
 /* ------------------------------------------------------------------------ */
 /* Reading                                                                   */
@@ -113,6 +124,9 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
 /* The data key of `sid` through a keyring read transaction. */
 int ck_subject__data_key(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
                          unsigned char dk[CK_KEY_BYTES]);
+
+/* erase.c: is `tag` a tombstone of an erased subject? */
+int ck_erase__tombstoned(bool *out, ck_store *st, MDB_txn *txn, const uint8_t tag[CK_TOMB_BYTES]);
 
 /* Run `fn` in a data write transaction with a wctx and the current schema
  * (CK_ENOTFOUND when none was applied). The staged keys are committed

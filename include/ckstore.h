@@ -739,11 +739,17 @@ typedef struct ck_import_options {
      * that never quotes a value. Optional. */
     void (*on_reject)(void *ctx, uint64_t line, const char *reason);
     void *ctx;
+    unsigned int flags; /* CK_IMPORT_* */
 } ck_import_options;
+
+/* Import flag: a line whose ref belongs to an erased subject (it has a
+ * tombstone) is imported as a NEW subject, with only the consents the line
+ * gives. Without it such a line is rejected. */
+#define CK_IMPORT_RECREATE_ERASED 0x1u
 
 #define CK_IMPORT_OPTIONS_INIT                                                                     \
     {                                                                                              \
-        CK_IMPORT_OPTIONS_VERSION, NULL, NULL, 0u, NULL, NULL                                      \
+        CK_IMPORT_OPTIONS_VERSION, NULL, NULL, 0u, NULL, NULL, 0u                                  \
     }
 
 typedef struct ck_import_stats {
@@ -964,6 +970,47 @@ CK_EXPORT int ck_segment_next(ck_cursor *c, const ck_result **out);
 
 /* ck_cursor_free - release a cursor. NULL is a no-op. */
 CK_EXPORT void ck_cursor_free(ck_cursor *c);
+
+/* ------------------------------------------------------------------------ */
+/* Erasure                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * ck_erase - erase a subject (GDPR art. 17) by crypto-shredding.
+ *
+ * out    out: optional: the receipt as JSON, free with ck_free():
+ *             {"erased":true,"subject":"<audit pseudonym, hex>","at":"<RFC
+ *              3339>","reason":"...","audit":{"seq":N,"hash":"<hex>"},
+ *              "deleted":{"values":N,"consents":N,"contacts":N,
+ *              "index_entries":N},"tombstones":N}
+ * who    in: the subject.
+ * reason in: a reason code, 1..64 characters of [A-Za-z0-9_.:/+=-] (e.g.
+ *            "art17-request"): it goes to the audit log, which holds no
+ *            free text.
+ * actor  in: who erases.
+ *
+ * In order: the erasure is audited (strict); the subject's data key is
+ * deleted from the keyring and the deletion committed and fsync'ed - the
+ * point of no return: nothing of the subject can be decrypted any more;
+ * the keyring file is then scrubbed of every stale copy of the wrapped key
+ * (LMDB keeps freed pages as they were); finally the subject's values,
+ * consent records, consent-index entries, contact logs, index entries and
+ * record are deleted, and tombstones - hashes of its ref and identifying
+ * values under a key of their own - are written, so that a re-import of an
+ * old file cannot silently bring the customer back (see ck_import_options
+ * and CK_IMPORT_RECREATE_ERASED). The audit pseudonym in the receipt can no
+ * longer be recomputed once the key is gone.
+ *
+ * The deleted data records stay, encrypted under the destroyed key, in
+ * free pages of the data file until LMDB reuses them: undecryptable, but
+ * the subject id and its blind-index entries are still bytes in the file
+ * (compaction of the data file is planned; SECURITY.md).
+ * Returns CK_OK; CK_ENOTFOUND (no such subject - erasing twice is this);
+ * CK_EINVAL (reason or actor); CK_EDENIED (read-only); CK_EIO; CK_ENOSPC;
+ * CK_ENOMEM.
+ */
+CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *reason,
+                       const char *actor);
 
 /* ------------------------------------------------------------------------ */
 /* Audit log                                                                */
@@ -1256,6 +1303,121 @@ CK_EXPORT void ck_audit_cursor_free(ck_audit_cursor *c);
  * CK_TCF_IDS_MAX vendor ids; CK_ENOMEM.
  */
 CK_EXPORT int ck_tcf_decode_json(char **out, const char *tc, size_t len, char *err, size_t err_max);
+
+/*
+ * Mapping a TC string onto the schema's purposes. A purpose of the schema
+ * may declare the TCF signals it stands for (docs/schema.md, "tcf"):
+ *
+ *   "ads":  {"basis": "consent", ..., "tcf": {"purposes": [1, 3, 4],
+ *            "special_features": [1], "vendor": 755}}
+ *   "site": {"basis": "legitimate_interest", ...,
+ *            "tcf": {"purposes": [8], "publisher": true}}
+ *
+ * ck_consent_tcf reads the string's signals for each such purpose
+ * (docs/tcf.md, "Mapping onto purposes"): every mapped TCF purpose's bit,
+ * every special feature's opt-in, and the named vendor's bit (with no
+ * publisher restriction "not allowed" for it) or the publisher's bits (the
+ * publisher TC segment must be present). The bits read are the consent
+ * bits for a consent purpose, which is then granted or refused, and the
+ * legitimate-interest bits for a legitimate-interest purpose, which is
+ * then granted or objected.
+ */
+
+/* What ck_consent_tcf did for one purpose. */
+typedef enum ck_tcf_action {
+    CK_TCF_APPLIED = 1, /* a consent record was appended with `state` */
+    CK_TCF_OLDER = 2,   /* nothing written: the string is older than the
+                           subject's current record for the purpose (the
+                           newest signal wins; an equal time applies) */
+    CK_TCF_SAME = 3     /* nothing written: the current record was mapped
+                           from this very string, to the same state */
+} ck_tcf_action;
+
+typedef struct ck_tcf_outcome {
+    const char *purpose;    /* a purpose of the schema that declares "tcf" */
+    ck_tcf_action action;   /* what was done */
+    ck_consent_state state; /* what the string signals for the purpose:
+                               granted or refused (basis consent), granted or
+                               objected (legitimate interest); recorded only
+                               when action is CK_TCF_APPLIED */
+} ck_tcf_outcome;
+
+#define CK_TCF_RESULT_VERSION 1
+
+/*
+ * ck_tcf_result - what ck_consent_tcf did. Start from CK_TCF_RESULT_INIT;
+ * release with ck_tcf_result_free (the outcomes and their names are valid
+ * until then).
+ */
+typedef struct ck_tcf_result {
+    unsigned int version;           /* CK_TCF_RESULT_VERSION */
+    int64_t at;                     /* the time of the records, Unix seconds: the
+                                       string's lastUpdated (tenths dropped), or
+                                       the store's clock when that is later */
+    const ck_tcf_outcome *outcomes; /* one per purpose declaring "tcf", in name order */
+    size_t count;
+    size_t applied; /* outcomes with CK_TCF_APPLIED */
+    void *priv_;    /* the library's storage */
+} ck_tcf_result;
+
+#define CK_TCF_RESULT_INIT                                                                         \
+    {                                                                                              \
+        CK_TCF_RESULT_VERSION, 0, NULL, 0, 0, NULL                                                 \
+    }
+
+/*
+ * ck_consent_tcf - record what a TC string says for each purpose of the
+ * schema that declares "tcf".
+ *
+ * out   out: optional (NULL allowed): what was done, per purpose; its
+ *            `version` must be set (CK_TCF_RESULT_INIT). Release with
+ *            ck_tcf_result_free, also after a failure (it is then empty).
+ * who   in:  the subject (it must exist).
+ * tc    in:  `len` bytes of the TC string, as ck_tcf_decode_json takes it.
+ * actor in:  who records it (written to the audit log).
+ *
+ * Each purpose whose signal is newer than (or as old as) the subject's
+ * current record for it gets a consent record: `at` the string's
+ * lastUpdated (at most the store's clock: a string dated in the future
+ * must not outlive the signals that follow it), source "tcf", notice
+ * "cmp:<cmpId>/<cmpVersion>/v<policyVersion>", scope all the purpose's
+ * fields, no recipient, no expiry; the string itself is sealed in the
+ * record as evidence (ck_consent_json shows it as "tc_string"). A purpose
+ * whose current record is newer is left as it is (CK_TCF_OLDER), and so is
+ * one whose current record came from this same string (CK_TCF_SAME): a
+ * string sent again with every visit appends nothing.
+ *
+ * Everything happens in one write transaction, and every record appended
+ * is audited (action "consent", via "tcf", fsync'ed) before it commits; a
+ * failed call writes nothing.
+ *
+ * Returns CK_OK; CK_EINVAL for a malformed string (ck_errmsg() gives the
+ * decoder's message, as ck_tcf_decode_json's `err`), a string whose
+ * lastUpdated is zero, a schema in which no purpose declares "tcf" ("no
+ * purpose of the schema maps TCF signals"), a missing actor or subject, or
+ * an unsupported `out->version`; CK_ELIMIT for a string over
+ * CK_TCF_TEXT_MAX bytes or CK_TCF_IDS_MAX vendor ids; CK_ENOTFOUND (no
+ * such subject, or no schema); CK_EAMBIGUOUS; CK_EDENIED (read-only);
+ * CK_EINTEGRITY; CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ */
+CK_EXPORT int ck_consent_tcf(ck_tcf_result *out, ck_store *st, const ck_who *who, const char *tc,
+                             size_t len, const char *actor);
+
+/*
+ * ck_tcf_result_json - a result as one line of JSON:
+ *   {"at":"2024-03-02T08:30:15Z",
+ *    "applied":[{"purpose":"ads","state":"granted"}, ...],
+ *    "unchanged":[{"purpose":"x","state":"refused",
+ *                  "reason":"older than the current record"}, ...]}
+ * (reasons: "older than the current record", "already recorded from this
+ * string"; purposes in name order). out: free with ck_free(); NULL on
+ * failure. Returns CK_OK; CK_EINVAL; CK_ENOMEM.
+ */
+CK_EXPORT int ck_tcf_result_json(char **out, const ck_tcf_result *r);
+
+/* ck_tcf_result_free - release a result and reset it to CK_TCF_RESULT_INIT.
+ * NULL is a no-op. */
+CK_EXPORT void ck_tcf_result_free(ck_tcf_result *r);
 
 #ifdef __cplusplus
 }

@@ -76,4 +76,9 @@ step "13. The audit log recorded every release and consent change - field names,
 run audit log | tail -n 3
 run audit verify
 
-step "Still to come in this demo (being built): the customer's export and an erasure with its receipt"
+step "14. Erasure: the key is destroyed first, the receipt says what went, an old file cannot bring her back"
+run erase --ref C-000002 --reason art17-request --actor dpo
+run get --ref C-000002 --purpose service --actor till-app || echo "   (exit $? - nothing left to find)"
+run import "$HERE/examples/customers.jsonl" 2>&1 | grep -E "line 2|imported" || true
+
+step "Still to come in this demo (being built): the customer's export, and compaction of the data file after erasure"

@@ -1,0 +1,205 @@
+/*
+ * test_erase.c - erasure: the receipt, nothing of the subject reachable or
+ * decryptable afterwards, no copy of its wrapped data key left anywhere in
+ * the keyring file, tombstones that stop a re-import or a re-creation,
+ * erasing twice, and the audit entry.
+ */
+/* ck-test: fast */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "store.h"
+#include "testutil.h"
+
+static const char SCHEMA[] =
+    "{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\","
+    "\"identifying\":true},\"city\":{\"type\":\"string\",\"sensitivity\":\"personal\"}},"
+    "\"purposes\":{\"service\":{\"basis\":\"contract\",\"description\":\"d\",\"benefit\":\"b\","
+    "\"fields\":[\"email\",\"city\"]},\"news\":{\"basis\":\"consent\",\"description\":\"d\","
+    "\"benefit\":\"b\",\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
+    "\"email\",\"cap\":{\"count\":3,\"days\":7}}}}}";
+
+typedef struct fx {
+    char *root;
+    char dir[PATH_MAX];
+    char key[PATH_MAX];
+    ck_store *st;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->root = tu_mkdtemp("erase");
+    tu_path(f->dir, sizeof f->dir, f->root, "store");
+    tu_path(f->key, sizeof f->key, f->root, "store.key");
+    ck_options o = CK_OPTIONS_INIT;
+    o.key_file = f->key;
+    o.flags = CK_INIT_CREATE_KEY_FILE;
+    if (ck_init(&f->st, f->dir, &o) != CK_OK ||
+        ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL) != CK_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    ck_close(f->st);
+    tu_rmtree(f->root);
+    free(f->root);
+    free(f);
+    return 0;
+}
+
+static void import_text(fx *f, const char *text, unsigned flags, ck_import_stats *s)
+{
+    ck_importer *imp;
+    ck_import_options o = CK_IMPORT_OPTIONS_INIT;
+    o.flags = flags;
+    assert_int_equal(ck_import_begin(&imp, f->st, &o), CK_OK);
+    assert_int_equal(ck_import_feed(imp, text, strlen(text)), CK_OK);
+    assert_int_equal(ck_import_finish(imp, s), CK_OK);
+}
+
+/* The wrapped-key record of `sid` as it is in the keyring now. */
+static void keyring_record(fx *f, const unsigned char sid[CK_SUBJECT_ID_BYTES], uint8_t out[73])
+{
+    MDB_txn *t;
+    assert_int_equal(ck_env__read_begin(f->st, &f->st->keyring, &t), CK_OK);
+    MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid}, v;
+    assert_int_equal(mdb_get(t, f->st->dbi_keyring, &k, &v), 0);
+    assert_int_equal(v.mv_size, 73);
+    memcpy(out, v.mv_data, 73);
+    ck_env__read_end(&f->st->keyring, t);
+}
+
+static void test_erase(void **state)
+{
+    fx *f = *state;
+    ck_import_stats s;
+    import_text(f,
+                "{\"ref\":\"E-1\",\"fields\":{\"email\":\"erin@example.fr\",\"city\":\"Brest\"},"
+                "\"consent\":{\"news\":true}}\n"
+                "{\"ref\":\"E-2\",\"fields\":{\"email\":\"other@example.fr\",\"city\":\"Brest\"},"
+                "\"consent\":{\"news\":true}}\n",
+                0, &s);
+    assert_int_equal(s.imported, 2);
+    ck_who w = {CK_BY_REF, "E-1", 0, NULL, NULL, NULL};
+    assert_int_equal(ck_contact_record(f->st, &w, "email", "mailer"), CK_OK);
+    unsigned char sid[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
+    /* Rewrite the key's page a few times so that stale copies exist. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ck_subject_create(NULL, f->st, NULL, 0), CK_OK);
+    uint8_t rec[73];
+    keyring_record(f, sid, rec);
+    char kpath[PATH_MAX];
+    tu_path(kpath, sizeof kpath, f->dir, "keyring.mdb");
+    assert_int_equal(tu_file_contains(kpath, rec, sizeof rec), 1);
+
+    /* bad reason codes change nothing */
+    assert_int_equal(ck_erase(NULL, f->st, &w, "customer asked", "dpo"), CK_EINVAL);
+    assert_int_equal(ck_erase(NULL, f->st, &w, "", "dpo"), CK_EINVAL);
+    assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
+
+    char *receipt = NULL;
+    assert_int_equal(ck_erase(&receipt, f->st, &w, "art17-request", "dpo"), CK_OK);
+    json_t *j = json_loads(receipt, 0, NULL);
+    assert_non_null(j);
+    assert_true(json_is_true(json_object_get(j, "erased")));
+    assert_string_equal(json_string_value(json_object_get(j, "reason")), "art17-request");
+    json_t *del = json_object_get(j, "deleted");
+    assert_int_equal(json_integer_value(json_object_get(del, "values")), 2);
+    assert_int_equal(json_integer_value(json_object_get(del, "consents")), 1);
+    assert_int_equal(json_integer_value(json_object_get(del, "contacts")), 1);
+    assert_int_equal(json_integer_value(json_object_get(del, "index_entries")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "tombstones")), 2);
+    assert_true(json_integer_value(json_object_get(j, "keyring_copies_scrubbed")) >= 1);
+    assert_int_equal(strlen(json_string_value(json_object_get(j, "subject"))), 32);
+    json_decref(j);
+    ck_free(receipt);
+
+    /* Nothing reachable; no copy of the wrapped key anywhere in the keyring. */
+    unsigned char got[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(got, f->st, &w), CK_ENOTFOUND);
+    ck_who we = {CK_BY_LOOKUP, "erin@example.fr", 0, "email", NULL, NULL};
+    assert_int_equal(ck_subject_find(got, f->st, &we), CK_ENOTFOUND);
+    char hex[33];
+    ck_subject_id_hex(hex, sid);
+    ck_who wi = {CK_BY_ID, hex, 0, NULL, NULL, NULL};
+    assert_int_equal(ck_subject_find(got, f->st, &wi), CK_ENOTFOUND);
+    assert_int_equal(tu_file_contains(kpath, rec, sizeof rec), 0);
+    /* Not even after reopening (the scrub reached the file, not a cache). */
+    ck_close(f->st);
+    ck_options o = CK_OPTIONS_INIT;
+    o.key_file = f->key;
+    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
+    assert_int_equal(tu_file_contains(kpath, rec, sizeof rec), 0);
+
+    /* Erasing twice: not found. The other subject is untouched. */
+    assert_int_equal(ck_erase(NULL, f->st, &w, "art17-request", "dpo"), CK_ENOTFOUND);
+    ck_request r = CK_REQUEST_INIT;
+    r.actor = "t";
+    r.purpose = "news";
+    r.subject.by = CK_BY_REF;
+    r.subject.value = "E-2";
+    ck_result *res;
+    assert_int_equal(ck_release(&res, f->st, &r), CK_OK);
+    assert_int_equal(ck_result_field(res, 0)->reason, CK_RELEASED);
+    ck_result_free(res);
+    ck_segment_request q = CK_SEGMENT_INIT;
+    q.actor = "t";
+    q.purpose = "news";
+    ck_cursor *c;
+    assert_int_equal(ck_segment(&c, f->st, &q), CK_OK);
+    const ck_result *sr;
+    int n = 0;
+    while (ck_segment_next(c, &sr) == CK_OK)
+        n++;
+    ck_cursor_free(c);
+    assert_int_equal(n, 1);
+
+    /* Tombstones: the old file does not bring the customer back... */
+    const char *old =
+        "{\"ref\":\"E-1\",\"fields\":{\"city\":\"Brest\"},\"consent\":{\"news\":true}}\n";
+    import_text(f, old, 0, &s);
+    assert_int_equal(s.imported, 0);
+    assert_int_equal(s.rejected, 1);
+    assert_int_equal(ck_subject_find(got, f->st, &w), CK_ENOTFOUND);
+    assert_int_equal(ck_put_json(NULL, f->st, &w, "{\"city\":\"Brest\"}", 16, CK_PUT_CREATE),
+                     CK_EDENIED);
+    assert_int_equal(ck_subject_create(NULL, f->st, "E-1", 0), CK_EDENIED);
+    /* ...unless asked: then as a new subject, with only the new consents. */
+    import_text(f, old, CK_IMPORT_RECREATE_ERASED, &s);
+    assert_int_equal(s.created, 1);
+    assert_int_equal(ck_subject_find(got, f->st, &w), CK_OK);
+    assert_memory_not_equal(got, sid, sizeof sid);
+
+    /* The audit log has the erasure and verifies. */
+    ck_audit_filter flt = CK_AUDIT_FILTER_INIT;
+    flt.action = "erase";
+    ck_audit_cursor *ac;
+    assert_int_equal(ck_audit_query(&ac, f->st, &flt), CK_OK);
+    const ck_audit_record *ar;
+    n = 0;
+    while (ck_audit_next(ac, &ar) == CK_OK)
+        n++;
+    ck_audit_cursor_free(ac);
+    assert_int_equal(n, 1);
+    ck_audit_verify_result vr = CK_AUDIT_VERIFY_INIT;
+    assert_int_equal(ck_audit_verify(&vr, f->st, NULL), CK_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
