@@ -56,6 +56,8 @@ typedef struct ck_consent_rec {
     const char **recipients;
     uint32_t nrecipients;
     const char *source, *notice, *collector; /* NULL when absent */
+    const char *tc_string;                   /* raw evidence: the TCF TC string the record was
+                                                mapped from (ck_consent_tcf), NULL when absent */
     uint32_t seq;
 } ck_consent_rec;
 
@@ -77,6 +79,10 @@ int ck_consent__check(ck_store *st, const ck_schema *schema, const ck_consent *c
  * update the consent index. `at` 0 means w->now. `seq_out` optional. */
 int ck_consent__append(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const ck_consent *c,
                        uint32_t *seq_out);
+/* The same, with raw evidence sealed in the record: `tc`, `tc_len` bytes
+ * (1..CK_TCF_TEXT_MAX) of a TC string already decoded, or NULL. */
+int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, const ck_consent *c,
+                          const char *tc, size_t tc_len, uint32_t *seq_out);
 
 /* Audit entry of a consent change (action "consent", strict). */
 int ck_consent__audit(ck_store *st, const char *actor, const unsigned char dk[CK_KEY_BYTES],
