@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -21,6 +22,7 @@ const char HELP_CONSENT[] =
     "          [--fields F1,F2,...] [--recipient X]... [--expires DATE|TIME]\n"
     "          [--source TEXT] [--notice TEXT] [--collector TEXT]\n"
     "  consent show SUBJECT\n"
+    "  consent tcf SUBJECT --tc STRING|- --actor A\n"
     "\n"
     "Record a consent decision of one subject for one purpose, or show its\n"
     "consents. Records are append-only: the newest is the current state, the\n"
@@ -51,8 +53,24 @@ const char HELP_CONSENT[] =
     "\n"
     "show       print {\"current\":{\"<purpose>\":{record},...},\"history\":[...]},\n"
     "           each record {\"purpose\",\"state\",\"fields\",\"recipients\",\n"
-    "           \"expires\",\"at\",\"source\",\"notice\",\"collector\"}, history oldest\n"
-    "           first.\n"
+    "           \"expires\",\"at\",\"source\",\"notice\",\"collector\",\"tc_string\"},\n"
+    "           history oldest first (tc_string: the TC string a record was mapped\n"
+    "           from).\n"
+    "\n"
+    "tcf        record what an IAB TCF v2 TC string (the euconsent-v2 value) says\n"
+    "           for each purpose of the schema that declares \"tcf\" (docs/tcf.md):\n"
+    "           a consent purpose is granted or refused, a legitimate-interest\n"
+    "           purpose granted or objected. The records are dated with the\n"
+    "           string's lastUpdated and keep the string as evidence. A purpose\n"
+    "           whose current record is newer, or came from this same string,\n"
+    "           is left unchanged.\n"
+    "  --tc STRING        the TC string; - reads it from standard input\n"
+    "                     (surrounding whitespace ignored)\n"
+    "  --actor A          who records it, for the audit log (required)\n"
+    "  Prints {\"at\":TIME,\"applied\":[{\"purpose\":P,\"state\":S},...],\n"
+    "  \"unchanged\":[{\"purpose\":P,\"state\":S,\"reason\":R},...]}.\n"
+    "  A malformed TC string, or a schema with no purpose declaring \"tcf\":\n"
+    "  exit 6, nothing written.\n"
     "\n"
     "Unknown purpose, or a scope field the purpose does not declare: exit 6.\n"
     "No such subject: exit 3.\n";
@@ -336,8 +354,8 @@ static int print_result(const cli *c, const ck_result *r, bool with_subject)
 
 static void consent_record_text(json_t *rec)
 {
-    const char *keys[] = {"state", "fields", "recipients", "expires",
-                          "at",    "source", "notice",     "collector"};
+    const char *keys[] = {"state",  "fields", "recipients", "expires",  "at",
+                          "source", "notice", "collector",  "tc_string"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         json_t *v = json_object_get(rec, keys[i]);
         if (v == NULL || (json_is_array(v) && json_array_size(v) == 0))
@@ -511,6 +529,139 @@ static int consent_record(cli *c, int argc, char **argv, ck_consent_state state,
     return code;
 }
 
+/* Room for the longest TC string the library takes, surrounding
+ * whitespace and one byte more to tell "too long". */
+#define TC_READ_MAX ((size_t)CK_TCF_TEXT_MAX + 4096)
+
+/* Read a TC string from standard input into a new buffer (*out, to free),
+ * trimmed of surrounding whitespace: *tc and *len point into it. */
+static int read_tc_stdin(char **out, const char **tc, size_t *len)
+{
+    size_t n = 0;
+    char *buf = malloc(TC_READ_MAX);
+    *out = NULL;
+    if (buf == NULL)
+        return cli_fail(EXIT_OTHER, "out of memory");
+    for (;;) {
+        size_t got = fread(buf + n, 1, TC_READ_MAX - n, stdin);
+        n += got;
+        if (got == 0) {
+            if (ferror(stdin)) {
+                free(buf);
+                return cli_fail(EXIT_OTHER, "consent tcf: cannot read standard input");
+            }
+            break;
+        }
+        if (n == TC_READ_MAX) {
+            free(buf);
+            return cli_fail(EXIT_INVALID, "consent tcf: the TC string is longer than %u bytes",
+                            (unsigned)CK_TCF_TEXT_MAX);
+        }
+    }
+    const char *p = buf;
+    while (n > 0 && isspace((unsigned char)p[0])) {
+        p++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)p[n - 1]))
+        n--;
+    *out = buf;
+    *tc = p;
+    *len = n;
+    return EXIT_OK;
+}
+
+static int print_tcf_result(const cli *c, const ck_tcf_result *r)
+{
+    if (c->format == FORMAT_TEXT) {
+        for (size_t i = 0; i < r->count; i++) {
+            const ck_tcf_outcome *o = &r->outcomes[i];
+            const char *state = o->state == CK_CONSENT_GRANTED   ? "granted"
+                                : o->state == CK_CONSENT_REFUSED ? "refused"
+                                                                 : "objected";
+            if (o->action == CK_TCF_APPLIED)
+                printf("%s: %s\n", o->purpose, state);
+            else
+                printf("%s: unchanged (%s; the string says %s)\n", o->purpose,
+                       o->action == CK_TCF_OLDER ? "older than the current record"
+                                                 : "already recorded from this string",
+                       state);
+        }
+        return EXIT_OK;
+    }
+    char *json = NULL;
+    if (ck_tcf_result_json(&json, r) != CK_OK)
+        return cli_fail(EXIT_OTHER, "out of memory");
+    int code =
+        puts(json) == EOF ? cli_fail(EXIT_OTHER, "cannot write to standard output") : EXIT_OK;
+    ck_free(json);
+    return code;
+}
+
+static int consent_tcf(cli *c, int argc, char **argv)
+{
+    cli_who w = CLI_WHO_INIT;
+    const char *actor = NULL, *tc = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    static const struct option opts[] = {CLI_WHO_OPTIONS,
+                                         {"tc", required_argument, NULL, 't'},
+                                         {"actor", required_argument, NULL, 'a'},
+                                         {NULL, 0, NULL, 0}};
+    int code = EXIT_OK;
+    int ch;
+    while (code == EXIT_OK && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int r = cli_who_option(&w, ch, optarg);
+        if (r >= 0) {
+            code = r;
+            continue;
+        }
+        switch (ch) {
+        case 't':
+            if (tc != NULL)
+                code = cli_fail(EXIT_USAGE, "consent tcf: --tc is given twice");
+            tc = optarg;
+            break;
+        case 'a':
+            actor = optarg;
+            break;
+        default:
+            code = cli_bad_option(argv, "consent tcf");
+            break;
+        }
+    }
+    if (code != EXIT_OK)
+        return code;
+    if (optind != argc)
+        return cli_fail(EXIT_USAGE, "consent tcf takes no arguments besides its options (see "
+                                    "ckstore consent --help)");
+    if (tc == NULL || actor == NULL)
+        return cli_fail(EXIT_USAGE, "consent tcf needs --tc STRING|- and --actor A");
+    code = cli_who_check(&w, "consent tcf", NULL, NULL);
+    if (code != EXIT_OK)
+        return code;
+    len = strlen(tc);
+    if (strcmp(tc, "-") == 0) {
+        code = read_tc_stdin(&buf, &tc, &len);
+        if (code != EXIT_OK)
+            return code;
+    }
+    ck_store *st = NULL;
+    code = cli_open(c, &st, 0);
+    if (code == EXIT_OK) {
+        ck_tcf_result res = CK_TCF_RESULT_INIT;
+        int rc = ck_consent_tcf(&res, st, &w.who, tc, len, actor);
+        if (rc != CK_OK)
+            code = cli_fail_rc(rc, st, NULL, "consent tcf");
+        else
+            code = print_tcf_result(c, &res);
+        ck_tcf_result_free(&res);
+        ck_close(st);
+    }
+    free(buf);
+    return code;
+}
+
 int cmd_consent(cli *c, int argc, char **argv)
 {
     static const struct {
@@ -521,18 +672,21 @@ int cmd_consent(cli *c, int argc, char **argv)
                    {"refuse", "consent refuse", "refused", CK_CONSENT_REFUSED},
                    {"object", "consent object", "objected", CK_CONSENT_OBJECTED}};
     if (argc < 2)
-        return cli_fail(EXIT_USAGE, "consent needs grant, withdraw, refuse, object or show "
+        return cli_fail(EXIT_USAGE, "consent needs grant, withdraw, refuse, object, show or tcf "
                                     "(see ckstore consent --help)");
     optind = 0;
     opterr = 0;
     if (strcmp(argv[1], "show") == 0)
         return consent_show(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "tcf") == 0)
+        return consent_tcf(c, argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
         if (strcmp(argv[1], actions[i].name) == 0)
             return consent_record(c, argc - 1, argv + 1, actions[i].state, actions[i].state_name,
                                   actions[i].what);
     return cli_fail(EXIT_USAGE,
-                    "unknown consent action '%.32s' (grant, withdraw, refuse, object or show)",
+                    "unknown consent action '%.32s' (grant, withdraw, refuse, object, show or "
+                    "tcf)",
                     argv[1]);
 }
 

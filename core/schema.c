@@ -257,6 +257,20 @@ static bool min_args_valid(const ck_schema_min *m)
     return false;
 }
 
+/* The TCF mapping of a purpose: absent (all zero), or at least one TCF
+ * purpose, ids in range, not both a vendor and the publisher, and only for
+ * a purpose whose basis reads a TCF signal. */
+static bool tcf_valid(const ck_schema_purpose *p)
+{
+    const ck_schema_tcf *t = &p->tcf;
+    if (!t->set)
+        return t->purposes == 0 && t->special_features == 0 && t->vendor == 0 && !t->publisher;
+    return (p->basis == CK_BASIS_CONSENT || p->basis == CK_BASIS_LEGITIMATE_INTEREST) &&
+           t->purposes != 0 && (t->purposes >> CK_SCHEMA_TCF_PURPOSE_MAX) == 0 &&
+           (t->special_features >> CK_SCHEMA_TCF_FEATURE_MAX) == 0 &&
+           !(t->vendor != 0 && t->publisher);
+}
+
 /*
  * Sort the fields and purposes of a snapshot whose arrays were just filled,
  * build the id index, and check every invariant the rest of the library
@@ -328,6 +342,8 @@ static int finish(ck_schema *s, ck_schema_field *fields, ck_schema_purpose *purp
                 c->cap_days > CK_SCHEMA_CAP_DAYS_MAX)
                 return CK_EFORMAT;
         }
+        if (!tcf_valid(p))
+            return CK_EFORMAT;
     }
     return CK_OK;
 }
@@ -486,9 +502,10 @@ static int get_text(jctx *c, json_t *o, const char *path, const char *key, const
 static const char *const FIELD_KEYS[] = {"type", "sensitivity", "identifying", "retention_days",
                                          NULL};
 static const char *const PURPOSE_KEYS[] = {"basis",    "description", "benefit", "fields",
-                                           "minimize", "channel",     NULL};
+                                           "minimize", "channel",     "tcf",     NULL};
 static const char *const CHANNEL_KEYS[] = {"type", "field", "cap", NULL};
 static const char *const CAP_KEYS[] = {"count", "days", NULL};
+static const char *const TCF_KEYS[] = {"purposes", "special_features", "vendor", "publisher", NULL};
 static const char *const TOP_KEYS[] = {"fields", "purposes", "version", NULL};
 
 static int parse_field(jctx *c, const ck_schema *base, const char *name, size_t name_len, json_t *o,
@@ -662,6 +679,76 @@ static int parse_channel(jctx *c, const char *ppath, json_t *o, ck_schema_purpos
     return CK_OK;
 }
 
+/* A set of TCF ids (1..max) given as an array of integers, into a bitmask
+ * (bit id - 1). `what` names one id in messages ("TCF purpose"). */
+static int get_tcf_ids(jctx *c, json_t *o, const char *path, const char *key, unsigned max,
+                       bool required, const char *what, uint32_t *out)
+{
+    char p[256];
+    json_t *v = json_object_get(o, key);
+    path_cat(p, sizeof p, path, key);
+    *out = 0;
+    if (v == NULL)
+        return required
+                   ? jfail(c, p, "missing (the %ss this purpose stands for, e.g. [1, 4])", what)
+                   : CK_OK;
+    if (!json_is_array(v))
+        return jfail(c, p, "expected an array of %s ids (1 to %u)", what, max);
+    size_t n = json_array_size(v);
+    if (required && n == 0)
+        return jfail(c, p, "at least one %s (ids 1 to %u)", what, max);
+    for (size_t i = 0; i < n; i++) {
+        char ip[300];
+        json_t *e = json_array_get(v, i);
+        json_int_t id = json_is_integer(e) ? json_integer_value(e) : 0;
+        snprintf(ip, sizeof ip, "%s[%zu]", p, i);
+        if (id < 1 || id > (json_int_t)max)
+            return jfail(c, ip, "%s ids are 1 to %u", what, max);
+        uint32_t bit = 1u << (unsigned)(id - 1);
+        if (*out & bit)
+            return jfail(c, ip, "%s %u is listed twice", what, (unsigned)id);
+        *out |= bit;
+    }
+    return CK_OK;
+}
+
+/* "tcf": {"purposes": [...], "special_features": [...], "vendor": N} or
+ * {"purposes": [...], "publisher": true}. */
+static int parse_tcf(jctx *c, const char *ppath, json_t *o, ck_schema_purpose *p)
+{
+    char path[256], pp[256];
+    uint32_t v;
+    ck_schema_tcf *t = &p->tcf;
+    path_cat(path, sizeof path, ppath, "tcf");
+    if (!json_is_object(o))
+        return jfail(c, path, "expected an object {\"purposes\": [...], ...}");
+    CK_TRY(only_keys(c, o, path, TCF_KEYS, "purposes, special_features, vendor, publisher"));
+    if (p->basis != CK_BASIS_CONSENT && p->basis != CK_BASIS_LEGITIMATE_INTEREST)
+        return jfail(c, path,
+                     "only a consent or legitimate_interest purpose maps TCF signals (this "
+                     "one's basis is %s)",
+                     ck_schema__basis_name(p->basis));
+    CK_TRY(get_tcf_ids(c, o, path, "purposes", CK_SCHEMA_TCF_PURPOSE_MAX, true, "TCF purpose",
+                       &t->purposes));
+    CK_TRY(get_tcf_ids(c, o, path, "special_features", CK_SCHEMA_TCF_FEATURE_MAX, false,
+                       "TCF special feature", &v));
+    t->special_features = (uint16_t)v;
+    v = 0;
+    CK_TRY(get_uint(c, o, path, "vendor", 1, CK_SCHEMA_TCF_VENDOR_MAX, false, &v));
+    t->vendor = (uint16_t)v;
+    json_t *pub = json_object_get(o, "publisher");
+    if (pub != NULL) {
+        path_cat(pp, sizeof pp, path, "publisher");
+        if (!json_is_boolean(pub))
+            return jfail(c, pp, "expected true or false");
+        t->publisher = json_is_true(pub);
+        if (t->publisher && t->vendor != 0)
+            return jfail(c, path, "give vendor or publisher, not both");
+    }
+    t->set = true;
+    return CK_OK;
+}
+
 /* The fields, as parsed so far (unsorted), are searched linearly here: the
  * loader runs once per apply and the lists are small. */
 static const ck_schema_field *find_parsed(const ck_schema_field *fields, uint32_t n,
@@ -682,7 +769,7 @@ static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
     if (!json_is_object(o))
         return jfail(c, path, "expected an object");
     CK_TRY(only_keys(c, o, path, PURPOSE_KEYS,
-                     "basis, description, benefit, fields, minimize, channel"));
+                     "basis, description, benefit, fields, minimize, channel, tcf"));
     CK_TRY(get_enum(c, o, path, "basis", BASIS_NAMES, CK_ARRAY_LEN(BASIS_NAMES), "basis",
                     BASIS_EXPECTED, &e));
     p->basis = (ck_basis)e;
@@ -753,6 +840,9 @@ static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
     json_t *ch = json_object_get(o, "channel");
     if (ch != NULL)
         CK_TRY(parse_channel(c, path, ch, p, fields, nfields));
+    json_t *tcf = json_object_get(o, "tcf");
+    if (tcf != NULL)
+        CK_TRY(parse_tcf(c, path, tcf, p));
     return CK_OK;
 }
 
@@ -944,6 +1034,24 @@ static json_t *purpose_json(const ck_schema *s, const ck_schema_purpose *p, bool
                        (json_int_t)p->channel.cap_days),
              ok);
     }
+    if (p->tcf.set) {
+        json_t *t = json_object(), *pa = json_array(), *sa = json_array();
+        for (unsigned id = 1; id <= CK_SCHEMA_TCF_PURPOSE_MAX; id++)
+            if ((p->tcf.purposes >> (id - 1)) & 1u)
+                if (pa == NULL || json_array_append_new(pa, json_integer(id)) != 0)
+                    *ok = false;
+        for (unsigned id = 1; id <= CK_SCHEMA_TCF_FEATURE_MAX; id++)
+            if ((p->tcf.special_features >> (id - 1)) & 1u)
+                if (sa == NULL || json_array_append_new(sa, json_integer(id)) != 0)
+                    *ok = false;
+        jset(t, "purposes", pa, ok);
+        jset(t, "special_features", sa, ok);
+        if (p->tcf.vendor != 0)
+            jset(t, "vendor", json_integer(p->tcf.vendor), ok);
+        if (p->tcf.publisher)
+            jset(t, "publisher", json_true(), ok);
+        jset(o, "tcf", t, ok);
+    }
     return o;
 }
 
@@ -985,10 +1093,13 @@ cleanup:
 /* map {"v": version, "next": next_field_id,                                */
 /*      "fields":   [[id, name, type, sensitivity, identifying, retention]], */
 /*      "purposes": [[name, basis, description, benefit, [field ids],      */
-/*                    [min per field], channel]]}                           */
+/*                    [min per field], channel (, tcf)]]}                   */
 /* min: [0] | [1] | [2, N] | [3] | [4, [edges]]; channel: nil |             */
-/* [type, field id, cap count, cap days]. Fields and purposes in name       */
-/* order, so that the encoding is canonical.                                */
+/* [type, field id, cap count, cap days]; tcf, only for a purpose that      */
+/* declares it (8 elements; 7 otherwise, as before it existed):             */
+/* [purposes bitmask, special features bitmask, vendor (0 none),            */
+/* publisher (bool)]. Fields and purposes in name order, so that the        */
+/* encoding is canonical.                                                   */
 /* ------------------------------------------------------------------------ */
 
 int ck_schema__encode(ck_buf *out, const ck_schema *s)
@@ -1016,7 +1127,7 @@ int ck_schema__encode(ck_buf *out, const ck_schema *s)
     ck_mp_writer__array(&w, s->npurposes);
     for (uint32_t i = 0; i < s->npurposes; i++) {
         const ck_schema_purpose *p = &s->purposes[i];
-        ck_mp_writer__array(&w, 7);
+        ck_mp_writer__array(&w, p->tcf.set ? 8 : 7);
         ck_mp_writer__str(&w, p->name, p->name_len);
         ck_mp_writer__u64(&w, (uint64_t)p->basis);
         ck_mp_writer__cstr(&w, p->description);
@@ -1045,6 +1156,13 @@ int ck_schema__encode(ck_buf *out, const ck_schema *s)
             ck_mp_writer__u64(&w, p->channel.field_id);
             ck_mp_writer__u64(&w, p->channel.cap_count);
             ck_mp_writer__u64(&w, p->channel.cap_days);
+        }
+        if (p->tcf.set) {
+            ck_mp_writer__array(&w, 4);
+            ck_mp_writer__u64(&w, p->tcf.purposes);
+            ck_mp_writer__u64(&w, p->tcf.special_features);
+            ck_mp_writer__u64(&w, p->tcf.vendor);
+            ck_mp_writer__bool(&w, p->tcf.publisher);
         }
     }
     return w.rc;
@@ -1135,7 +1253,7 @@ static int decode_min(ck_mp *r, ck_schema *s, ck_schema_min *m)
 
 static int decode_purposes(ck_mp *r, ck_schema *s, ck_schema_purpose **out)
 {
-    uint32_t n, v, nf;
+    uint32_t n, v, nf, nel;
     CK_TRY(ck_mp__array(r, &n));
     if (n > CK_SCHEMA_PURPOSES_MAX)
         return CK_EFORMAT;
@@ -1145,7 +1263,10 @@ static int decode_purposes(ck_mp *r, ck_schema *s, ck_schema_purpose **out)
     memset(ps, 0, (n > 0 ? n : 1) * sizeof *ps);
     for (uint32_t i = 0; i < n; i++) {
         ck_schema_purpose *p = &ps[i];
-        CK_TRY(mp_tuple(r, 7));
+        /* 7 elements, or 8 with a TCF mapping. */
+        CK_TRY(ck_mp__array(r, &nel));
+        if (nel != 7 && nel != 8)
+            return CK_EFORMAT;
         CK_TRY(mp_string(r, s, CK_SCHEMA_NAME_MAX, &p->name, &p->name_len));
         CK_TRY(mp_uint(r, CK_BASIS_LEGITIMATE_INTEREST, &v));
         p->basis = (ck_basis)v;
@@ -1183,6 +1304,17 @@ static int decode_purposes(ck_mp *r, ck_schema *s, ck_schema_purpose **out)
             p->channel.field_id = (uint16_t)v;
             CK_TRY(mp_uint(r, CK_SCHEMA_CAP_COUNT_MAX, &p->channel.cap_count));
             CK_TRY(mp_uint(r, CK_SCHEMA_CAP_DAYS_MAX, &p->channel.cap_days));
+        }
+        if (nel == 8) {
+            /* finish() checks the rest (ranges, basis, vendor xor publisher). */
+            CK_TRY(mp_tuple(r, 4));
+            CK_TRY(mp_uint(r, UINT32_MAX, &p->tcf.purposes));
+            CK_TRY(mp_uint(r, UINT16_MAX, &v));
+            p->tcf.special_features = (uint16_t)v;
+            CK_TRY(mp_uint(r, CK_SCHEMA_TCF_VENDOR_MAX, &v));
+            p->tcf.vendor = (uint16_t)v;
+            CK_TRY(ck_mp__bool(r, &p->tcf.publisher));
+            p->tcf.set = true;
         }
     }
     s->npurposes = n;
@@ -1466,11 +1598,18 @@ static bool same_min(const ck_schema_min *a, const ck_schema_min *b)
            (a->nedges == 0 || memcmp(a->edges, b->edges, a->nedges * sizeof *a->edges) == 0);
 }
 
+static bool same_tcf(const ck_schema_tcf *a, const ck_schema_tcf *b)
+{
+    return a->set == b->set && a->purposes == b->purposes &&
+           a->special_features == b->special_features && a->vendor == b->vendor &&
+           a->publisher == b->publisher;
+}
+
 static bool same_purpose(const ck_schema_purpose *a, const ck_schema_purpose *b)
 {
     if (a->basis != b->basis || strcmp(a->description, b->description) != 0 ||
         strcmp(a->benefit, b->benefit) != 0 || a->nfields != b->nfields ||
-        memcmp(&a->channel, &b->channel, sizeof a->channel) != 0)
+        memcmp(&a->channel, &b->channel, sizeof a->channel) != 0 || !same_tcf(&a->tcf, &b->tcf))
         return false;
     for (uint32_t i = 0; i < a->nfields; i++)
         if (a->field_ids[i] != b->field_ids[i] || !same_min(&a->min[i], &b->min[i]))

@@ -27,16 +27,19 @@
 /* Limits (declared maxima, enforced by the JSON loader and the decoder)     */
 /* ------------------------------------------------------------------------ */
 
-#define CK_SCHEMA_NAME_MAX       64         /* field and purpose names, bytes */
-#define CK_SCHEMA_TEXT_MAX       1024       /* description and benefit, bytes */
-#define CK_SCHEMA_FIELDS_MAX     1024       /* fields of one schema */
-#define CK_SCHEMA_PURPOSES_MAX   256        /* purposes of one schema */
-#define CK_SCHEMA_BAND_EDGES_MAX 64         /* edges of one "band:" minimisation */
-#define CK_SCHEMA_PREFIX_MAX     32         /* N of "prefix:N" */
-#define CK_SCHEMA_RETENTION_MAX  36500u     /* retention_days (100 years) */
-#define CK_SCHEMA_CAP_COUNT_MAX  1000u      /* channel cap: contacts per window */
-#define CK_SCHEMA_CAP_DAYS_MAX   3660u      /* channel cap: window in days */
-#define CK_SCHEMA_JSON_MAX       (4u << 20) /* schema file, bytes */
+#define CK_SCHEMA_NAME_MAX        64         /* field and purpose names, bytes */
+#define CK_SCHEMA_TEXT_MAX        1024       /* description and benefit, bytes */
+#define CK_SCHEMA_FIELDS_MAX      1024       /* fields of one schema */
+#define CK_SCHEMA_PURPOSES_MAX    256        /* purposes of one schema */
+#define CK_SCHEMA_BAND_EDGES_MAX  64         /* edges of one "band:" minimisation */
+#define CK_SCHEMA_PREFIX_MAX      32         /* N of "prefix:N" */
+#define CK_SCHEMA_RETENTION_MAX   36500u     /* retention_days (100 years) */
+#define CK_SCHEMA_CAP_COUNT_MAX   1000u      /* channel cap: contacts per window */
+#define CK_SCHEMA_CAP_DAYS_MAX    3660u      /* channel cap: window in days */
+#define CK_SCHEMA_JSON_MAX        (4u << 20) /* schema file, bytes */
+#define CK_SCHEMA_TCF_PURPOSE_MAX 24u        /* TCF purpose ids: 1..24 */
+#define CK_SCHEMA_TCF_FEATURE_MAX 12u        /* TCF special feature ids: 1..12 */
+#define CK_SCHEMA_TCF_VENDOR_MAX  65535u     /* TCF vendor ids: 1..65535 */
 /* Field ids are u16; 0 is never used. Once 65535 ids have been handed out
  * (ids are never reused) new fields are refused with CK_ELIMIT. */
 #define CK_SCHEMA_FIELD_ID_MAX 65535u
@@ -101,6 +104,17 @@ typedef struct ck_schema_channel {
     uint32_t cap_days;    /* ... in any window of cap_days days */
 } ck_schema_channel;
 
+/* The IAB TCF signals a purpose stands for ("tcf" in the file; docs/tcf.md,
+ * "Mapping onto purposes"). Only a consent or legitimate-interest purpose
+ * may declare them. When `set` is false every other member is 0. */
+typedef struct ck_schema_tcf {
+    bool set;
+    uint32_t purposes;         /* TCF purposes: bit (id - 1), ids 1..24; not 0 */
+    uint16_t special_features; /* bit (id - 1), ids 1..12; may be 0 */
+    uint16_t vendor;           /* the vendor whose signals count; 0 = none */
+    bool publisher;            /* the publisher's signals count (never with a vendor) */
+} ck_schema_tcf;
+
 typedef struct ck_schema_purpose {
     const char *name; /* NUL-terminated, e.g. "marketing.email" */
     size_t name_len;
@@ -111,6 +125,7 @@ typedef struct ck_schema_purpose {
     const uint16_t *field_ids; /* as declared, no duplicates */
     const ck_schema_min *min;  /* parallel to field_ids */
     ck_schema_channel channel;
+    ck_schema_tcf tcf;
 } ck_schema_purpose;
 
 typedef struct ck_schema {

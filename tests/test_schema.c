@@ -323,7 +323,7 @@ static void test_invalid_purpose(void **state)
                    "purposes.x.fields[2]: field \"email\" is listed twice");
     expect_invalid(WITH_X("\"fields\":[\"email\"],\"why\":1"),
                    "purposes.x.why: unknown key (expected basis, description, benefit, fields, "
-                   "minimize, channel)");
+                   "minimize, channel, tcf)");
 }
 
 static void test_invalid_minimize(void **state)
@@ -413,6 +413,207 @@ static void test_invalid_channel(void **state)
                    "purposes.x.channel.cap.burst: unknown key (expected count, days)");
     expect_invalid(WITH_X("\"fields\":[\"email\"],\"channel\":\"email\""),
                    "purposes.x.channel: expected an object with \"type\", \"field\" and \"cap\"");
+}
+
+/* A purpose "x" (basis consent) with fields [email] and the given "tcf". */
+#define WITH_TCF(tcf) WITH_X("\"fields\":[\"email\"],\"tcf\":" tcf)
+
+static void test_invalid_tcf(void **state)
+{
+    (void)state;
+    expect_invalid(WITH_TCF("[1]"),
+                   "purposes.x.tcf: expected an object {\"purposes\": [...], ...}");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"vendors\":[755]}"),
+                   "purposes.x.tcf.vendors: unknown key (expected purposes, special_features, "
+                   "vendor, publisher)");
+    expect_invalid(WITH_TCF("{\"vendor\":755}"),
+                   "purposes.x.tcf.purposes: missing (the TCF purposes this purpose stands for, "
+                   "e.g. [1, 4])");
+    expect_invalid(WITH_TCF("{\"purposes\":[]}"),
+                   "purposes.x.tcf.purposes: at least one TCF purpose (ids 1 to 24)");
+    expect_invalid(WITH_TCF("{\"purposes\":4}"),
+                   "purposes.x.tcf.purposes: expected an array of TCF purpose ids (1 to 24)");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"ads\":{" P_HEAD
+                   ",\"fields\":[\"email\"],\"tcf\":{\"purposes\":[1,4,25]}}}}",
+                   "purposes.ads.tcf.purposes[2]: TCF purpose ids are 1 to 24");
+    expect_invalid(WITH_TCF("{\"purposes\":[0]}"),
+                   "purposes.x.tcf.purposes[0]: TCF purpose ids are 1 to 24");
+    expect_invalid(WITH_TCF("{\"purposes\":[\"1\"]}"),
+                   "purposes.x.tcf.purposes[0]: TCF purpose ids are 1 to 24");
+    expect_invalid(WITH_TCF("{\"purposes\":[1.5]}"),
+                   "purposes.x.tcf.purposes[0]: TCF purpose ids are 1 to 24");
+    expect_invalid(WITH_TCF("{\"purposes\":[1,4,1]}"),
+                   "purposes.x.tcf.purposes[2]: TCF purpose 1 is listed twice");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"special_features\":[13]}"),
+                   "purposes.x.tcf.special_features[0]: TCF special feature ids are 1 to 12");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"special_features\":[2,2]}"),
+                   "purposes.x.tcf.special_features[1]: TCF special feature 2 is listed twice");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"special_features\":1}"),
+                   "purposes.x.tcf.special_features: expected an array of TCF special feature "
+                   "ids (1 to 12)");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"vendor\":0}"),
+                   "purposes.x.tcf.vendor: expected an integer from 1 to 65535");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"vendor\":65536}"),
+                   "purposes.x.tcf.vendor: expected an integer from 1 to 65535");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"vendor\":\"755\"}"),
+                   "purposes.x.tcf.vendor: expected an integer from 1 to 65535");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"publisher\":1}"),
+                   "purposes.x.tcf.publisher: expected true or false");
+    expect_invalid(WITH_TCF("{\"purposes\":[1],\"vendor\":755,\"publisher\":true}"),
+                   "purposes.x.tcf: give vendor or publisher, not both");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{\"basis\":\"contract\",\"description\":"
+                   "\"d\",\"benefit\":\"b\",\"fields\":[\"email\"],\"tcf\":{\"purposes\":[1]}}}}",
+                   "purposes.x.tcf: only a consent or legitimate_interest purpose maps TCF "
+                   "signals (this one's basis is contract)");
+
+    /* Accepted: the smallest mapping, the largest ids, publisher false with
+     * a vendor, no special feature. */
+    ck_schema *s = parse_ok(WITH_TCF("{\"purposes\":[24,1]}"));
+    const ck_schema_tcf *t = &ck_schema__purpose(s, "x", 1)->tcf;
+    assert_true(t->set);
+    assert_int_equal(t->purposes, (1u << 23) | 1u);
+    assert_int_equal(t->special_features, 0);
+    assert_int_equal(t->vendor, 0);
+    assert_false(t->publisher);
+    ck_schema__release(s);
+    s = parse_ok(WITH_TCF("{\"purposes\":[2],\"special_features\":[12,1],\"vendor\":65535,"
+                          "\"publisher\":false}"));
+    t = &ck_schema__purpose(s, "x", 1)->tcf;
+    assert_int_equal(t->purposes, 2u);
+    assert_int_equal(t->special_features, (1u << 11) | 1u);
+    assert_int_equal(t->vendor, 65535);
+    assert_false(t->publisher);
+    ck_schema__release(s);
+    s = parse_ok(WITH_TCF("{\"purposes\":[7],\"special_features\":[],\"publisher\":true}"));
+    t = &ck_schema__purpose(s, "x", 1)->tcf;
+    assert_true(t->publisher);
+    assert_int_equal(t->special_features, 0);
+    ck_schema__release(s);
+    s = parse_ok(WITH_X("\"fields\":[\"email\"]"));
+    assert_false(ck_schema__purpose(s, "x", 1)->tcf.set);
+    ck_schema__release(s);
+}
+
+#define TCF_SCHEMA                                                                                 \
+    "{" FIELDS ",\"purposes\":{"                                                                   \
+    "\"ads\":{" P_HEAD ",\"fields\":[\"email\"],"                                                  \
+    "\"tcf\":{\"purposes\":[4,1],\"special_features\":[1],\"vendor\":755}},"                       \
+    "\"site\":{\"basis\":\"legitimate_interest\",\"description\":\"d\",\"benefit\":\"b\","         \
+    "\"fields\":[\"city\"],\"tcf\":{\"purposes\":[8,10],\"publisher\":true}},"                     \
+    "\"plain\":{" P_HEAD ",\"fields\":[\"city\"]}}}"
+
+static void test_tcf_record_and_json(void **state)
+{
+    (void)state;
+    ck_schema *s = parse_ok(TCF_SCHEMA), *d = NULL, *back = NULL;
+    ck_buf a = CK_BUF_INIT, b = CK_BUF_INIT, j = CK_BUF_INIT;
+    char err[CK_ERRMSG_MAX];
+
+    /* The JSON text: ids ascending, absent members left out. */
+    assert_int_equal(ck_schema__to_json(&j, s), CK_OK);
+    assert_int_equal(ck_buf__append(&j, "", 1), CK_OK);
+    const char *text = (const char *)j.p;
+    assert_non_null(strstr(text, "\"tcf\":{\"purposes\":[1,4],\"special_features\":[1],"
+                                 "\"vendor\":755}"));
+    assert_non_null(strstr(text, "\"tcf\":{\"purposes\":[8,10],\"special_features\":[],"
+                                 "\"publisher\":true}"));
+    json_t *root = json_loads(text, 0, NULL);
+    assert_non_null(root);
+    assert_null(
+        json_object_get(json_object_get(json_object_get(root, "purposes"), "plain"), "tcf"));
+    json_decref(root);
+    /* ... loads back, with the snapshot as its base, to the same record. */
+    assert_int_equal(ck_schema__from_json(&back, s, text, j.len - 1, err, sizeof err), CK_OK);
+    back->version = s->version;
+    assert_int_equal(ck_schema__encode(&a, s), CK_OK);
+    assert_int_equal(ck_schema__encode(&b, back), CK_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    ck_schema__release(back);
+
+    /* The record decodes to the same mapping and re-encodes to the same
+     * bytes. */
+    assert_int_equal(ck_schema__decode(&d, a.p, a.len), CK_OK);
+    const ck_schema_tcf *t = &ck_schema__purpose(d, "ads", 3)->tcf;
+    assert_true(t->set);
+    assert_int_equal(t->purposes, 0x9u);
+    assert_int_equal(t->special_features, 1);
+    assert_int_equal(t->vendor, 755);
+    assert_false(t->publisher);
+    t = &ck_schema__purpose(d, "site", 4)->tcf;
+    assert_true(t->publisher);
+    assert_int_equal(t->purposes, (1u << 7) | (1u << 9));
+    assert_false(ck_schema__purpose(d, "plain", 5)->tcf.set);
+    ck_buf__reset(&b);
+    assert_int_equal(ck_schema__encode(&b, d), CK_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    ck_schema__release(d);
+
+    /* A purpose without a mapping keeps the 7-element layout of records
+     * written before mappings existed: "plain" is [name, ...] as 0x97. */
+    static const uint8_t plain7[] = {0x97, 0xa5, 'p', 'l', 'a', 'i', 'n'};
+    assert_non_null(memmem(a.p, a.len, plain7, sizeof plain7));
+    static const uint8_t ads8[] = {0x98, 0xa3, 'a', 'd', 's'};
+    assert_non_null(memmem(a.p, a.len, ads8, sizeof ads8));
+
+    /* Every truncation and single-bit change is refused or consistent. */
+    for (size_t n = 0; n < a.len; n++) {
+        assert_int_equal(ck_schema__decode(&d, a.p, n), CK_EFORMAT);
+        assert_null(d);
+    }
+    for (size_t i = 0; i < a.len; i++) {
+        uint8_t saved = a.p[i];
+        for (unsigned x = 1; x < 256; x <<= 1) {
+            a.p[i] = (uint8_t)(saved ^ x);
+            int rc = ck_schema__decode(&d, a.p, a.len);
+            assert_true(rc == CK_OK || rc == CK_EFORMAT);
+            if (rc == CK_OK) {
+                for (uint32_t k = 0; k < d->npurposes; k++) {
+                    const ck_schema_purpose *p = &d->purposes[k];
+                    if (!p->tcf.set)
+                        continue;
+                    assert_true(p->tcf.purposes != 0 && p->tcf.purposes < (1u << 24));
+                    assert_true(p->tcf.special_features < (1u << 12));
+                    assert_false(p->tcf.vendor != 0 && p->tcf.publisher);
+                    assert_true(p->basis == CK_BASIS_CONSENT ||
+                                p->basis == CK_BASIS_LEGITIMATE_INTEREST);
+                }
+                ck_schema__release(d);
+            }
+        }
+        a.p[i] = saved;
+    }
+
+    /* Records that break a rule of the loader are refused. */
+    ck_schema_purpose *ads = (ck_schema_purpose *)ck_schema__purpose(s, "ads", 3);
+    const ck_schema_tcf good = ads->tcf;
+    struct {
+        uint32_t purposes;
+        uint16_t features, vendor;
+        bool publisher;
+        ck_basis basis;
+    } bad[] = {
+        {0, 0, 0, false, CK_BASIS_CONSENT},        {1u << 24, 0, 0, false, CK_BASIS_CONSENT},
+        {1, 1u << 12, 0, false, CK_BASIS_CONSENT}, {1, 0, 755, true, CK_BASIS_CONSENT},
+        {1, 0, 0, false, CK_BASIS_CONTRACT},       {1, 0, 0, false, CK_BASIS_LEGAL_OBLIGATION}};
+    for (size_t i = 0; i < CK_ARRAY_LEN(bad); i++) {
+        ads->tcf.purposes = bad[i].purposes;
+        ads->tcf.special_features = bad[i].features;
+        ads->tcf.vendor = bad[i].vendor;
+        ads->tcf.publisher = bad[i].publisher;
+        ads->basis = bad[i].basis;
+        ck_buf__reset(&b);
+        assert_int_equal(ck_schema__encode(&b, s), CK_OK);
+        assert_int_equal(ck_schema__decode(&d, b.p, b.len), CK_EFORMAT);
+        assert_null(d);
+    }
+    ads->tcf = good;
+    ads->basis = CK_BASIS_CONSENT;
+    ck_buf__free(&a);
+    ck_buf__free(&b);
+    ck_buf__free(&j);
+    ck_schema__release(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -879,6 +1080,71 @@ static void test_other_process_applies(void **state)
     close(done[0]);
 }
 
+static void test_tcf_changes(void **state)
+{
+    fx *f = *state;
+    ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
+    const char *v1 =
+        "{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD ",\"fields\":[\"email\"],"
+        "\"tcf\":{\"purposes\":[1,4],\"vendor\":755}},\"y\":{" P_HEAD ",\"fields\":[\"city\"]}}}";
+    assert_int_equal(apply(f->st, v1, 0, &r), CK_OK);
+    assert_int_equal(r.schema_version, 1);
+    ck_schema_apply_result_free(&r);
+    /* Another order of the same ids, spelled-out defaults: identical. */
+    const char *same = "{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD ",\"fields\":[\"email\"],"
+                       "\"tcf\":{\"special_features\":[],\"purposes\":[4,1],\"vendor\":755,"
+                       "\"publisher\":false}},\"y\":{" P_HEAD ",\"fields\":[\"city\"]}}}";
+    assert_int_equal(apply(f->st, same, 0, &r), CK_OK);
+    assert_int_equal(r.changed, 0);
+    ck_schema_apply_result_free(&r);
+    /* What show prints applies back unchanged. */
+    char *shown = NULL;
+    assert_int_equal(ck_schema_get_json(&shown, f->st), CK_OK);
+    assert_non_null(strstr(shown, "\"tcf\":{\"purposes\":[1,4],\"special_features\":[],"
+                                  "\"vendor\":755}"));
+    assert_int_equal(apply(f->st, shown, 0, &r), CK_OK);
+    assert_int_equal(r.changed, 0);
+    ck_schema_apply_result_free(&r);
+    ck_free(shown);
+    /* Each attribute of a mapping is a change of its purpose. */
+    static const char *const changes[] = {
+        "{\"purposes\":[1,4],\"vendor\":756}",
+        "{\"purposes\":[1,4],\"publisher\":true}",
+        "{\"purposes\":[1,4]}",
+        "{\"purposes\":[1],\"special_features\":[2]}",
+        "{\"purposes\":[1]}",
+    };
+    uint32_t version = 1;
+    for (size_t i = 0; i < CK_ARRAY_LEN(changes); i++) {
+        char json[1024];
+        snprintf(json, sizeof json,
+                 "{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD ",\"fields\":[\"email\"],"
+                 "\"tcf\":%s},\"y\":{" P_HEAD ",\"fields\":[\"city\"]}}}",
+                 changes[i]);
+        assert_int_equal(apply(f->st, json, 0, &r), CK_OK);
+        assert_int_equal(r.changed, 1);
+        assert_int_equal(r.schema_version, ++version);
+        assert_int_equal(r.purposes_changed.count, 1);
+        assert_string_equal(r.purposes_changed.names[0], "x");
+        ck_schema_apply_result_free(&r);
+    }
+    /* Dropping the mapping, and adding one to another purpose. */
+    const char *v_last = "{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD ",\"fields\":[\"email\"]},"
+                         "\"y\":{" P_HEAD ",\"fields\":[\"city\"],\"tcf\":{\"purposes\":[1]}}}}";
+    assert_int_equal(apply(f->st, v_last, 0, &r), CK_OK);
+    assert_int_equal(r.purposes_changed.count, 2);
+    ck_schema_apply_result_free(&r);
+    /* It survives closing and opening the store (the stored record). */
+    ck_close(f->st);
+    ck_options o = key_opts(f);
+    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
+    assert_int_equal(ck_schema_get_json(&shown, f->st), CK_OK);
+    assert_non_null(strstr(shown, "\"y\":{\"basis\":\"consent\""));
+    assert_non_null(strstr(shown, "\"tcf\":{\"purposes\":[1],\"special_features\":[]}"));
+    assert_null(strstr(shown, "\"vendor\""));
+    ck_free(shown);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -891,6 +1157,8 @@ int main(void)
         cmocka_unit_test(test_invalid_purpose),
         cmocka_unit_test(test_invalid_minimize),
         cmocka_unit_test(test_invalid_channel),
+        cmocka_unit_test(test_invalid_tcf),
+        cmocka_unit_test(test_tcf_record_and_json),
         cmocka_unit_test(test_example_lookups),
         cmocka_unit_test(test_record_round_trip_and_hostile),
         cmocka_unit_test_setup_teardown(test_no_schema_yet, setup, teardown),
@@ -901,6 +1169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_process_applies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcf_changes, setup, teardown),
     };
     return cmocka_run_group_tests_name("schema", tests, NULL, NULL);
 }
