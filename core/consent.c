@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 
 #define CONSENT_RECORD_VERSION 1
 #define CONTACT_RECORD_VERSION 1
@@ -175,8 +176,9 @@ static int read_tc_string(ck_mp *r, const char **out, ck_arena *arena)
     return CK_OK;
 }
 
-/* Decode a record's plaintext: 10 elements, or 11 with the raw evidence of
- * a TC string (elements after those are ignored). */
+/* Decode a record's plaintext: 10 elements; an 11th, the raw evidence of
+ * a TC string (or nil); a 12th, when it was recorded (real time, ns:
+ * orders the history). Elements after those are ignored. */
 static int decode_record(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena *arena)
 {
     ck_mp r;
@@ -212,6 +214,8 @@ static int decode_record(ck_consent_rec *out, const uint8_t *p, size_t n, ck_are
         rc = read_opt_str(&r, &out->collector, arena);
     if (rc == CK_OK && cnt >= 11)
         rc = read_tc_string(&r, &out->tc_string, arena);
+    if (rc == CK_OK && cnt >= 12 && ck_mp__u64(&r, &out->recorded_ns) != CK_OK)
+        rc = CK_EFORMAT;
     return rc;
 }
 
@@ -365,9 +369,14 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
     ck_mp_writer mw;
     ck_buf__reset(&w->scratch);
     ck_mp_writer__init(&mw, &w->scratch);
-    /* The raw evidence is an 11th element, only when there is one: the
-     * records of other consents keep their 10 elements. */
-    ck_mp_writer__array(&mw, tc != NULL ? 11 : 10);
+    /* 11th element: the raw evidence (nil when there is none); 12th: when
+     * the record was made, in real-time nanoseconds, so that the history
+     * keeps the order in which the store learned it even when `at` (which
+     * a TC string may date in the past) ties or goes back. */
+    struct timespec now_ts;
+    clock_gettime(CLOCK_REALTIME, &now_ts);
+    uint64_t recorded = (uint64_t)now_ts.tv_sec * 1000000000u + (uint64_t)now_ts.tv_nsec;
+    ck_mp_writer__array(&mw, 12);
     ck_mp_writer__u64(&mw, 1);
     ck_mp_writer__str(&mw, p->name, p->name_len);
     ck_mp_writer__u64(&mw, (uint64_t)c->state);
@@ -384,6 +393,9 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
     pack_opt(&mw, c->collector);
     if (tc != NULL)
         ck_mp_writer__str(&mw, tc, tc_len);
+    else
+        msgpack_pack_nil(&mw.pk);
+    ck_mp_writer__u64(&mw, recorded);
     if (mw.rc != CK_OK) {
         ck_buf__reset(&w->scratch);
         return ck_err__set(st, mw.rc, "cannot encode a consent record");
@@ -556,6 +568,8 @@ CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who)
         CK_GUARD(open_record(&r, st, k.mv_data, &v, dk, &arena));
         json_t *j = record_json(&r);
         CK_ENSURE(j != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+        /* sort key, removed before output */
+        json_object_set_new(j, "_rec", json_integer((json_int_t)(r.recorded_ns >> 1)));
         /* Records of one purpose are adjacent and in order: the last one
          * seen is the current state. */
         json_object_set(current, r.purpose, j);
@@ -565,20 +579,23 @@ CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who)
                   ck_err__set(st, CK_ELIMIT, "more than %u consent records", CONSENT_HISTORY_MAX));
     }
     CK_ENSURE(mrc == 0 || mrc == MDB_NOTFOUND, ck_err__mdb(st, mrc, "cannot read consents"));
-    /* History oldest first across purposes. */
+    /* History in the order the store learned it, across purposes (records
+     * of one purpose are adjacent in key order, not in time). */
     size_t nh = json_array_size(history);
     for (size_t i = 1; i < nh; i++) {
         for (size_t j = i; j > 0; j--) {
             json_t *a = json_array_get(history, j - 1), *b = json_array_get(history, j);
-            const char *ta = json_string_value(json_object_get(a, "at"));
-            const char *tb = json_string_value(json_object_get(b, "at"));
-            if (ta == NULL || tb == NULL || strcmp(ta, tb) <= 0)
+            json_int_t ra = json_integer_value(json_object_get(a, "_rec"));
+            json_int_t rb = json_integer_value(json_object_get(b, "_rec"));
+            if (ra <= rb)
                 break;
             json_incref(a);
             json_array_set(history, j - 1, b);
             json_array_set_new(history, j, a);
         }
     }
+    for (size_t i = 0; i < nh; i++)
+        json_object_del(json_array_get(history, i), "_rec");
     root = json_pack("{s:O,s:O}", "current", current, "history", history);
     CK_ENSURE(root != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -56,6 +56,7 @@ typedef struct ck_consent_rec {
     const char **recipients;
     uint32_t nrecipients;
     const char *source, *notice, *collector; /* NULL when absent */
+    uint64_t recorded_ns;                    /* when the store recorded it (0 if unknown) */
     const char *tc_string;                   /* raw evidence: the TCF TC string the record was
                                                 mapped from (ck_consent_tcf), NULL when absent */
     uint32_t seq;

@@ -695,8 +695,9 @@ CK_EXPORT int ck_consent_record(ck_store *st, const ck_who *who, const ck_consen
  * ck_consent_json - the subject's consents as JSON:
  *   {"current": {"<purpose>": {record}, ...}, "history": [{record}, ...]}
  * with each record {"purpose","state","fields","recipients","expires",
- * "at","source","notice","collector"} (times RFC 3339 UTC; absent
- * optional members omitted), history oldest first.
+ * "at","source","notice","collector","tc_string"} (times RFC 3339 UTC;
+ * absent optional members omitted), history in the order the store
+ * recorded it.
  * out: NUL-terminated text, free with ck_free(). Returns CK_OK;
  * CK_ENOTFOUND; CK_EINTEGRITY; CK_ENOMEM.
  */
