@@ -2002,6 +2002,7 @@ static void test_fault_injection(void **state)
         ck_fault__arm(0);
         if (seen < n) {
             assert_int_equal(rc, CK_OK);
+            ck_buf__free(&b);
             break;
         }
         assert_int_equal(rc, CK_ENOMEM);

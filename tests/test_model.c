@@ -832,7 +832,7 @@ static ck_reason store_reason(world *w, int s, int p, int recip, int f, char *vt
 static void expect_reason(world *w, const char *ref, const char *purpose, const char *recip,
                           const char *field, ck_reason expected, int line)
 {
-    int s = atoi(ref + 1);
+    int s = (int)strtol(ref + 1, NULL, 10);
     int p = purpose_index(w->m, purpose);
     int f = field_index(w->m, field);
     int ri = -1;

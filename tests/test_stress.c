@@ -233,7 +233,7 @@ static void test_stress(void **state)
     tu_path(dir, sizeof dir, root, "s");
     tu_path(key, sizeof key, root, "k");
     const char *secs_env = getenv("CK_STRESS_SECONDS");
-    double secs = secs_env != NULL ? atof(secs_env) : 3.0;
+    double secs = secs_env != NULL ? strtod(secs_env, NULL) : 3.0;
     shared s;
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.msg_lock, NULL);
@@ -312,7 +312,7 @@ static void test_stress(void **state)
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--child-release") == 0)
-        return child_releases(argv[2], argv[3], atof(argv[4]));
+        return child_releases(argv[2], argv[3], strtod(argv[4], NULL));
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_stress)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
