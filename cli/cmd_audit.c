@@ -1,5 +1,5 @@
 /*
- * cmd_audit.c - ckstore audit log | verify | checkpoint.
+ * cmd_audit.c - ckstore audit log | report | verify | checkpoint.
  *
  * Uses only the public header: the audit log's reader, verifier and
  * checkpoints as any application would.
@@ -22,9 +22,20 @@ const char HELP_AUDIT[] =
     "\n"
     "Subcommands:\n"
     "  log [--actor A] [--action X] [--purpose P] [--since T] [--until T]\n"
+    "      [--subject ID | --ref R | --lookup FIELD=VALUE | --alias A]\n"
     "        print the matching entries as JSON Lines, oldest first. T is RFC 3339\n"
     "        (2025-01-31T12:00:00Z), a date (2025-01-31, midnight UTC) or\n"
     "        milliseconds since the epoch; --since is inclusive, --until exclusive.\n"
+    "        A subject selector keeps that subject's entries only (it is turned\n"
+    "        into its audit pseudonym; an erased subject has none: exit 3).\n"
+    "  report [--actor A] [--purpose P] [--since T] [--until T]\n"
+    "        the DPO's summary as one JSON object (--format text: readable):\n"
+    "        releases and withheld fields by purpose, actor and reason; consent\n"
+    "        changes by purpose and state; contacts by channel; erasures, exports,\n"
+    "        schema and key operations; and, from the current consent state,\n"
+    "        subjects granted / withdrawn / refused / objected / expired per\n"
+    "        purpose and the consents expiring in the next 30 days. Counts and\n"
+    "        names only, never a value.\n"
     "  verify [--checkpoint FILE]\n"
     "        walk the whole chain; print {\"ok\":true,\"entries\":N,\"head\":{...}}, or\n"
     "        name the first bad entry and exit 5. With --checkpoint, also check\n"
@@ -272,12 +283,22 @@ static void record_text(const ck_audit_record *r)
 static int audit_log(cli *c, int argc, char **argv)
 {
     ck_audit_filter f = CK_AUDIT_FILTER_INIT;
-    static const struct option opts[] = {
-        {"actor", required_argument, NULL, 'a'},   {"action", required_argument, NULL, 'x'},
-        {"purpose", required_argument, NULL, 'p'}, {"since", required_argument, NULL, 's'},
-        {"until", required_argument, NULL, 'u'},   {NULL, 0, NULL, 0}};
+    cli_who w = CLI_WHO_INIT;
+    static const struct option opts[] = {CLI_WHO_OPTIONS,
+                                         {"actor", required_argument, NULL, 'a'},
+                                         {"action", required_argument, NULL, 'x'},
+                                         {"purpose", required_argument, NULL, 'p'},
+                                         {"since", required_argument, NULL, 's'},
+                                         {"until", required_argument, NULL, 'u'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int r = cli_who_option(&w, ch, optarg);
+        if (r > 0)
+            return r;
+        if (r == 0)
+            continue;
         switch (ch) {
         case 'a':
             f.actor = optarg;
@@ -295,19 +316,35 @@ static int audit_log(cli *c, int argc, char **argv)
                                 ch == 's' ? "since" : "until");
             break;
         default:
-            return EXIT_USAGE;
+            return cli_bad_option(argv, "audit log");
         }
     }
     if (optind != argc)
         return cli_fail(EXIT_USAGE, "audit log takes no arguments (see ckstore audit --help)");
+    if (w.given > 0) {
+        int code = cli_who_check(&w, "audit log", f.purpose, NULL);
+        if (code != EXIT_OK)
+            return code;
+    }
 
     ck_store *st = NULL;
     int code = cli_open(c, &st, 0);
     if (code != EXIT_OK)
         return code;
     warn_recovered(st);
+    unsigned char pn[CK_AUDIT_PSEUDONYM_BYTES];
+    int rc;
+    if (w.given > 0) {
+        rc = ck_audit_subject(pn, st, &w.who);
+        if (rc != CK_OK) {
+            code = cli_fail_rc(rc, st, NULL, "audit log: cannot find the subject");
+            ck_close(st);
+            return code;
+        }
+        f.subject = pn;
+    }
     ck_audit_cursor *cur = NULL;
-    int rc = ck_audit_query(&cur, st, &f);
+    rc = ck_audit_query(&cur, st, &f);
     if (rc != CK_OK) {
         code = cli_fail_rc(rc, st, NULL, "cannot read the audit log");
         ck_close(st);
@@ -334,6 +371,166 @@ static int audit_log(cli *c, int argc, char **argv)
     ck_audit_cursor_free(cur);
     ck_close(st);
     return code;
+}
+
+/* ------------------------------------------------------------------------ */
+/* audit report                                                             */
+/* ------------------------------------------------------------------------ */
+
+static json_int_t jint(const json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* "  key=n, key=n" of an object of counters, in key order. */
+static void print_counts(const json_t *o)
+{
+    const char *k;
+    json_t *v;
+    int first = 1;
+    json_t *obj = (json_t *)o;
+    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+        k = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        if (json_is_integer(v)) {
+            printf("%s%s=%lld", first ? "" : ", ", k, (long long)json_integer_value(v));
+            first = 0;
+        }
+    }
+    if (first)
+        printf("-");
+}
+
+static void report_text(const json_t *j)
+{
+    const json_t *range = json_object_get(j, "range"), *filter = json_object_get(j, "filter");
+    const char *first = json_string_value(json_object_get(range, "first"));
+    const char *last = json_string_value(json_object_get(range, "last"));
+    printf("Audit report: %lld entries", (long long)jint(j, "entries"));
+    if (first != NULL)
+        printf(", %s .. %s", first, last != NULL ? last : "?");
+    putchar('\n');
+    static const char *const fkeys[] = {"since", "until", "actor", "purpose"};
+    for (size_t i = 0; i < sizeof fkeys / sizeof fkeys[0]; i++) {
+        const char *v = json_string_value(json_object_get(filter, fkeys[i]));
+        if (v != NULL)
+            printf("  filter %s: %s\n", fkeys[i], v);
+    }
+    printf("\nReleases: %lld, segment answers: %lld\n", (long long)jint(j, "releases"),
+           (long long)jint(j, "segment_answers"));
+    const char *k;
+    json_t *v;
+    json_t *purposes = json_object_get(j, "purposes");
+    for (void *it = json_object_iter(purposes); it != NULL;
+         it = json_object_iter_next(purposes, it)) {
+        k = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        printf("  purpose %s: releases %lld, segment answers %lld, fields released %lld\n", k,
+               (long long)jint(v, "releases"), (long long)jint(v, "segment_answers"),
+               (long long)jint(v, "fields_released"));
+        printf("    withheld: ");
+        print_counts(json_object_get(v, "withheld"));
+        putchar('\n');
+    }
+    json_t *actors = json_object_get(j, "actors");
+    for (void *it = json_object_iter(actors); it != NULL; it = json_object_iter_next(actors, it)) {
+        k = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        printf("  actor %s: releases %lld, segment answers %lld\n", k,
+               (long long)jint(v, "releases"), (long long)jint(v, "segment_answers"));
+    }
+    const json_t *cc = json_object_get(j, "consent_changes");
+    printf("\nConsent changes: %lld\n", (long long)jint(cc, "total"));
+    json_t *changes = json_object_get(cc, "by_purpose");
+    for (void *it = json_object_iter(changes); it != NULL;
+         it = json_object_iter_next(changes, it)) {
+        k = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        printf("  %s: ", k);
+        print_counts(v);
+        putchar('\n');
+    }
+    const json_t *ct = json_object_get(j, "contacts");
+    printf("Contacts: %lld (", (long long)jint(ct, "total"));
+    print_counts(json_object_get(ct, "by_channel"));
+    printf(")\n");
+    printf("Erasures: %lld, exports: %lld, schema changes: %lld, key operations: %lld\n",
+           (long long)jint(j, "erasures"), (long long)jint(j, "exports"),
+           (long long)jint(j, "schema_changes"), (long long)jint(j, "key_operations"));
+    const json_t *now = json_object_get(j, "consents_now");
+    const json_t *ps = json_object_get(now, "purposes");
+    printf("\nConsent now (%s):\n", json_string_value(json_object_get(now, "at")) != NULL
+                                        ? json_string_value(json_object_get(now, "at"))
+                                        : "?");
+    if (!json_is_object(ps) || json_object_size(ps) == 0)
+        printf("  (no purposes)\n");
+    json_t *nowp = (json_t *)ps;
+    for (void *it = json_object_iter(nowp); it != NULL; it = json_object_iter_next(nowp, it)) {
+        k = json_object_iter_key(it);
+        v = json_object_iter_value(it);
+        printf("  %s (%s): granted %lld, withdrawn %lld, refused %lld, objected %lld, "
+               "expired %lld; expiring in 30 days %lld\n",
+               k, json_string_value(json_object_get(v, "basis")), (long long)jint(v, "granted"),
+               (long long)jint(v, "withdrawn"), (long long)jint(v, "refused"),
+               (long long)jint(v, "objected"), (long long)jint(v, "expired"),
+               (long long)jint(v, "expiring_30d"));
+    }
+}
+
+static int audit_report(cli *c, int argc, char **argv)
+{
+    ck_audit_filter f = CK_AUDIT_FILTER_INIT;
+    static const struct option opts[] = {{"actor", required_argument, NULL, 'a'},
+                                         {"purpose", required_argument, NULL, 'p'},
+                                         {"since", required_argument, NULL, 's'},
+                                         {"until", required_argument, NULL, 'u'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'a':
+            f.actor = optarg;
+            break;
+        case 'p':
+            f.purpose = optarg;
+            break;
+        case 's':
+        case 'u':
+            if (parse_time(optarg, ch == 's' ? &f.since_ms : &f.until_ms) != 0)
+                return cli_fail(EXIT_USAGE, "--%s: expected RFC 3339, YYYY-MM-DD or milliseconds",
+                                ch == 's' ? "since" : "until");
+            break;
+        default:
+            return cli_bad_option(argv, "audit report");
+        }
+    }
+    if (optind != argc)
+        return cli_fail(EXIT_USAGE, "audit report takes no arguments (see ckstore audit --help)");
+
+    ck_store *st = NULL;
+    int code = cli_open(c, &st, 0);
+    if (code != EXIT_OK)
+        return code;
+    warn_recovered(st);
+    char *text = NULL;
+    int rc = ck_audit_report_json(&text, st, &f);
+    if (rc != CK_OK) {
+        code = cli_fail_rc(rc, st, NULL, "cannot make the audit report");
+        ck_close(st);
+        return code;
+    }
+    ck_close(st);
+    json_t *j = json_loads(text, 0, NULL);
+    ck_free(text);
+    if (j == NULL)
+        return cli_fail(EXIT_OTHER, "audit report: out of memory");
+    if (c->format == FORMAT_TEXT) {
+        report_text(j);
+        json_decref(j);
+        return EXIT_OK;
+    }
+    return cli_print_json(j);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -493,7 +690,7 @@ static int audit_checkpoint(cli *c, int argc, char **argv)
 int cmd_audit(cli *c, int argc, char **argv)
 {
     if (argc < 2)
-        return cli_fail(EXIT_USAGE, "audit needs a subcommand: log, verify or checkpoint "
+        return cli_fail(EXIT_USAGE, "audit needs a subcommand: log, report, verify or checkpoint "
                                     "(see ckstore audit --help)");
     const char *sub = argv[1];
     /* The subcommand's options start after its name. */
@@ -505,7 +702,6 @@ int cmd_audit(cli *c, int argc, char **argv)
     if (strcmp(sub, "checkpoint") == 0)
         return audit_checkpoint(c, argc - 1, argv + 1);
     if (strcmp(sub, "report") == 0)
-        return cli_fail(EXIT_USAGE, "audit report is not available yet (it needs the consent "
-                                    "module)");
+        return audit_report(c, argc - 1, argv + 1);
     return cli_fail(EXIT_USAGE, "unknown audit subcommand '%s' (see ckstore audit --help)", sub);
 }

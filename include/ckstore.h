@@ -1256,6 +1256,60 @@ CK_EXPORT int ck_audit_next(ck_audit_cursor *c, const ck_audit_record **out);
 /* ck_audit_cursor_free - release a cursor. NULL is a no-op. */
 CK_EXPORT void ck_audit_cursor_free(ck_audit_cursor *c);
 
+/*
+ * ck_audit_subject - the audit pseudonym of a subject: what the `subject`
+ * of its entries holds, so that a caller can set ck_audit_filter.subject
+ * to see one subject's entries.
+ *
+ * out out: CK_AUDIT_PSEUDONYM_BYTES bytes; zeroed on failure.
+ * st  in:  an open store (read-only is fine).
+ * who in:  the subject, named as in ck_subject_find (a CK_BY_PSEUDONYM
+ *          needs who->purpose).
+ *
+ * An erased subject has no pseudonym any more (its salt went with its data
+ * key): its past entries can no longer be tied to it.
+ * Returns CK_OK; CK_ENOTFOUND (unknown or erased subject); CK_EAMBIGUOUS;
+ * CK_EINVAL; CK_EINTEGRITY; CK_EIO; CK_ENOMEM.
+ */
+CK_EXPORT int ck_audit_subject(unsigned char out[CK_AUDIT_PSEUDONYM_BYTES], ck_store *st,
+                               const ck_who *who);
+
+/*
+ * ck_audit_report_json - the data protection officer's summary, as JSON.
+ *
+ * out out: NUL-terminated compact JSON (keys sorted); free with ck_free().
+ *          NULL on failure.
+ * st  in:  an open store (read-only is fine).
+ * f   in:  NULL for the whole log, or a filter of which only since_ms,
+ *          until_ms, actor and purpose apply (action and subject are
+ *          ignored). The purpose keeps the entries of that purpose (and
+ *          the pairs of an import's consent entries that name it) and the
+ *          consent index of that purpose only.
+ *
+ * From the audit log (walked as ck_audit_query does, so its chain is
+ * checked): "entries" counted and "range" {first, last} of their times;
+ * "actions" {action: n}; "releases" and "segment_answers" (one per subject
+ * a segment answered); "purposes" {P: {releases, segment_answers,
+ * fields_released, withheld: {reason: n}}}; "actors" {A: {releases,
+ * segment_answers}}; "consent_changes" {total, by_purpose: {P: {state:
+ * n}}}; "contacts" {total, by_channel: {channel: n}}; "erasures",
+ * "exports", "schema_changes", "key_operations". From the consent index
+ * (the current state, not the history), "consents_now" {at, purposes: {P:
+ * {basis, granted, withdrawn, refused, objected, expired, expiring_30d}}}
+ * for each purpose of the current schema (null when no schema was
+ * applied): subjects per current state, where "granted" counts unexpired
+ * consents only, "expired" the granted ones whose expiry is at or before
+ * now (the store's clock), and "expiring_30d" the granted ones that
+ * expire within the next 30 days. "filter" echoes what applied. The
+ * report holds names, counts and times only - never a value, a ref or a
+ * pseudonym.
+ *
+ * Returns CK_OK; CK_EINVAL (bad filter version); CK_EINTEGRITY (a bad
+ * entry in the log, or a malformed consent index entry); CK_EIO;
+ * CK_ENOMEM.
+ */
+CK_EXPORT int ck_audit_report_json(char **out, ck_store *st, const ck_audit_filter *f);
+
 /* ------------------------------------------------------------------------ */
 /* TCF consent strings                                                      */
 /* ------------------------------------------------------------------------ */

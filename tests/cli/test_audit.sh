@@ -132,4 +132,91 @@ mv "$T/gone.log" "$SEG"
 # No value, ref or key ever appears in the log: names only.
 if grep -q "$(head -c 8 "$K" | od -An -tx1 | tr -d ' \n')" "$SEG"; then fail "key bytes in the log"; fi
 
+# --------------------------------------------------------------------------
+# audit log with a subject selector, audit report (a store of their own)
+# --------------------------------------------------------------------------
+S2="$T/store2"
+K2="$T/store2.key"
+ck2() { "$CK" --store "$S2" --key-file "$K2" "$@"; }
+expect_rc 0 ck2 init
+cat >"$T/schema2.json" <<'JSON'
+{"fields": {
+   "email":      {"type": "string", "sensitivity": "personal", "identifying": true},
+   "first_name": {"type": "string", "sensitivity": "personal"},
+   "city":       {"type": "string", "sensitivity": "personal"}},
+ "purposes": {
+   "marketing.email": {"basis": "consent", "description": "Offers by e-mail",
+                       "benefit": "Discounts", "fields": ["email", "first_name"],
+                       "channel": {"type": "email", "field": "email", "cap": {"count": 2, "days": 30}}},
+   "service": {"basis": "contract", "description": "Orders", "benefit": "Delivery",
+               "fields": ["email", "city"]}}}
+JSON
+expect_rc 0 ck2 schema apply "$T/schema2.json"
+expect_rc 0 ck2 put --ref R-ANNE --create email=anne.secret@example.org first_name=Annabelle city=Quimper
+expect_rc 0 ck2 put --ref R-BOB --create email=bob.secret@example.org first_name=Bobbington
+expect_rc 0 ck2 consent grant --ref R-ANNE --purpose marketing.email --actor dpo
+expect_rc 0 ck2 consent withdraw --ref R-BOB --purpose marketing.email --actor dpo
+expect_rc 0 ck2 get --ref R-ANNE --purpose marketing.email --actor crm
+expect_rc 0 ck2 get --ref R-BOB --purpose marketing.email --actor crm
+expect_rc 0 ck2 get --ref R-BOB --purpose service --actor shop
+expect_rc 0 ck2 contact record --ref R-ANNE --channel email --actor crm
+
+expect_rc 0 ck2 audit log --ref R-ANNE
+cp "$T/out" "$T/anne.jsonl"
+expect_rc 0 ck2 audit log --lookup email=Anne.Secret@example.org
+cmp -s "$T/out" "$T/anne.jsonl" || fail "--lookup and --ref give different entries"
+expect_rc 0 ck2 audit log --ref R-BOB
+cp "$T/out" "$T/bob.jsonl"
+python3 - "$T/anne.jsonl" "$T/bob.jsonl" <<'PY' || fail "audit log --ref: wrong entries"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert [e["action"] for e in a] == ["consent", "release", "contact"], a
+assert [e["action"] for e in b] == ["consent", "release", "release"], b
+sa = {e["subject"] for e in a}
+sb = {e["subject"] for e in b}
+assert len(sa) == 1 and len(sb) == 1 and sa != sb, (sa, sb)
+PY
+expect_rc 0 ck2 audit log --ref R-BOB --action release --purpose service
+[ "$(wc -l <"$T/out")" = 1 ] || fail "--ref with --action and --purpose"
+expect_rc 3 ck2 audit log --ref R-NOBODY
+expect_rc 2 ck2 audit log --ref R-ANNE --subject 00000000000000000000000000000000
+expect_rc 2 ck2 audit log --bogus
+
+expect_rc 0 ck2 audit report
+cp "$T/out" "$T/report.json"
+python3 - "$T/report.json" <<'PY' || fail "audit report: unexpected content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("entries", "range", "actions", "releases", "segment_answers", "purposes", "actors",
+          "consent_changes", "contacts", "erasures", "exports", "schema_changes",
+          "key_operations", "consents_now", "filter"):
+    assert k in d, k
+assert d["releases"] == 3, d["releases"]
+assert d["purposes"]["marketing.email"]["withheld"] == {"withdrawn": 2}, d["purposes"]
+assert d["actors"]["crm"]["releases"] == 2 and d["actors"]["shop"]["releases"] == 1
+assert d["consent_changes"]["by_purpose"]["marketing.email"] == {"granted": 1, "withdrawn": 1}
+assert d["contacts"] == {"total": 1, "by_channel": {"email": 1}}
+m = d["consents_now"]["purposes"]["marketing.email"]
+assert (m["granted"], m["withdrawn"], m["refused"], m["expired"]) == (1, 1, 0, 0), m
+assert d["consents_now"]["purposes"]["service"]["granted"] == 0
+PY
+for v in anne.secret bob.secret Annabelle Bobbington Quimper R-ANNE R-BOB; do
+    if grep -qi "$v" "$T/report.json"; then fail "audit report shows a value ($v)"; fi
+done
+# nor a pseudonym
+pn=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["subject"])' "$T/anne.jsonl")
+if grep -q "$pn" "$T/report.json"; then fail "audit report shows a pseudonym"; fi
+expect_rc 0 ck2 audit report --purpose service --actor shop --since 2000-01-01 --until 2999-01-01
+expect_out '"releases":1,'
+expect_out '"purpose":"service"'
+expect_rc 0 ck2 --format text audit report
+expect_out '^Audit report: [0-9]+ entries'
+expect_out 'marketing.email \(consent\): granted 1, withdrawn 1'
+for v in anne.secret Annabelle Quimper R-ANNE; do
+    if grep -qi "$v" "$T/out"; then fail "audit report (text) shows a value ($v)"; fi
+done
+expect_rc 2 ck2 audit report --since yesterday
+expect_rc 2 ck2 audit report extra
+
 finish
