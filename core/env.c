@@ -104,6 +104,37 @@ static int grow(ck_store *st, ck_env *e, bool adopt)
     return rc;
 }
 
+int ck_env__reserve(ck_store *st, ck_env *e, size_t bytes)
+{
+    if (e->rdonly)
+        return CK_OK;
+    pthread_rwlock_wrlock(&e->resize);
+    int rc = CK_OK;
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(e->env, &info);
+    mdb_env_stat(e->env, &ms);
+    size_t used = ((size_t)info.me_last_pgno + 1) * ms.ms_psize;
+    size_t want;
+    if (ck_add_overflows(used, bytes, &want))
+        want = SIZE_MAX;
+    if (want > info.me_mapsize) {
+        size_t next = info.me_mapsize;
+        while (next < want) {
+            size_t step = next < GROW_STEP_MAX ? next : GROW_STEP_MAX;
+            if (ck_add_overflows(next, step, &next)) {
+                next = want;
+                break;
+            }
+        }
+        int mrc = mdb_env_set_mapsize(e->env, next);
+        if (mrc != 0)
+            rc = ck_err__mdb(st, mrc, "cannot grow the map");
+    }
+    pthread_rwlock_unlock(&e->resize);
+    return rc;
+}
+
 int ck_env__write(ck_store *st, ck_env *e, ck_txn_fn fn, void *ctx)
 {
     if (e->rdonly)

@@ -539,7 +539,16 @@ static int run_batch(ck_importer *imp)
         return imp->err;
     if (imp->nlines == 0)
         return CK_OK;
-    int rc = ck_subject__write(imp->st, batch_fn, imp);
+    /* A line of JSON becomes, once sealed and indexed, a few times its size
+     * in pages (about 5x for typical profiles): make room for the whole
+     * batch up front rather than rerunning it each time the map fills. */
+    size_t room;
+    if (ck_add_overflows(imp->batch.len, imp->batch.len, &room) ||
+        ck_add_overflows(room, room, &room) || ck_add_overflows(room, room, &room))
+        room = SIZE_MAX / 2;
+    int rc = ck_env__reserve(imp->st, &imp->st->data, room);
+    if (rc == CK_OK)
+        rc = ck_subject__write(imp->st, batch_fn, imp);
     if (rc == CK_OK) {
         imp->stats.imported += imp->bs.imported;
         imp->stats.created += imp->bs.created;

@@ -191,6 +191,11 @@ void ck_env__close(ck_env *e);
  * at commit) grow the map and run it again; adopt a map grown by another
  * process (MDB_MAP_RESIZED). */
 int ck_env__write(ck_store *st, ck_env *e, ck_txn_fn fn, void *ctx);
+/* Grow the map ahead of a large write, so that at least `bytes` are free
+ * past the pages in use: a transaction that fills the map is run again
+ * from its start, which for a bulk import repeats all its work. A hint:
+ * ck_env__write still grows the map if the estimate was short. */
+int ck_env__reserve(ck_store *st, ck_env *e, size_t bytes);
 /* Begin/end a read-only transaction (holds `resize` for reading). */
 int ck_env__read_begin(ck_store *st, ck_env *e, MDB_txn **out);
 void ck_env__read_end(ck_env *e, MDB_txn *txn);

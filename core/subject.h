@@ -43,6 +43,10 @@ typedef struct ck_wctx {
     unsigned char *new_dks; /* ... and their data keys (guarded) */
     size_t n_new, cap_new;
     unsigned char *dk; /* guarded: the data key of the subject being written */
+    /* purpose tags computed in this write (each is a keyed hash) */
+    const void *ptag_for[16];
+    uint8_t ptag[16][8];
+    unsigned nptag;
     int64_t now;
 } ck_wctx;
 
