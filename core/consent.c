@@ -99,6 +99,20 @@ int ck_consent__current(ck_consent_cur *out, ck_store *st, MDB_txn *txn,
     return CK_OK;
 }
 
+/* A string of a stored record, as a writer could have made it: 1 to `max`
+ * bytes of UTF-8 with no control character (so no NUL either). Records
+ * authenticate before they are decoded; this keeps the decoder's output
+ * safe even so. */
+static bool stored_str_ok(const char *s, uint32_t l, uint32_t max)
+{
+    if (l == 0 || l > max || !ck_codec__utf8_valid(s, l))
+        return false;
+    for (uint32_t i = 0; i < l; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 static int read_str_list(ck_mp *r, const char ***out, uint32_t *n, uint32_t max, ck_arena *arena)
 {
     uint32_t cnt;
@@ -110,7 +124,7 @@ static int read_str_list(ck_mp *r, const char ***out, uint32_t *n, uint32_t max,
     for (uint32_t i = 0; i < cnt; i++) {
         const char *s;
         uint32_t l;
-        if (ck_mp__str(r, &s, &l) != CK_OK)
+        if (ck_mp__str(r, &s, &l) != CK_OK || !stored_str_ok(s, l, CK_CONSENT_TEXT_MAX))
             return CK_EFORMAT;
         char *c = ck_arena__alloc(arena, (size_t)l + 1);
         if (c == NULL)
@@ -135,7 +149,7 @@ static int read_opt_str(ck_mp *r, const char **out, ck_arena *arena)
     }
     const char *s;
     uint32_t l;
-    if (ck_mp__str(r, &s, &l) != CK_OK || l > CK_CONSENT_TEXT_MAX)
+    if (ck_mp__str(r, &s, &l) != CK_OK || !stored_str_ok(s, l, CK_CONSENT_TEXT_MAX))
         return CK_EFORMAT;
     char *c = ck_arena__alloc(arena, (size_t)l + 1);
     if (c == NULL)
@@ -179,7 +193,7 @@ static int read_tc_string(ck_mp *r, const char **out, ck_arena *arena)
 /* Decode a record's plaintext: 10 elements; an 11th, the raw evidence of
  * a TC string (or nil); a 12th, when it was recorded (real time, ns:
  * orders the history). Elements after those are ignored. */
-static int decode_record(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena *arena)
+int ck_consent__decode(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena *arena)
 {
     ck_mp r;
     uint32_t cnt, ver, state;
@@ -189,7 +203,7 @@ static int decode_record(ck_consent_rec *out, const uint8_t *p, size_t n, ck_are
     memset(out, 0, sizeof *out);
     if (ck_mp__array(&r, &cnt) != CK_OK || cnt < 10 || ck_mp__u32(&r, &ver) != CK_OK || ver != 1)
         return CK_EFORMAT;
-    if (ck_mp__str(&r, &s, &l) != CK_OK || l == 0 || l > CK_SCHEMA_NAME_MAX)
+    if (ck_mp__str(&r, &s, &l) != CK_OK || !stored_str_ok(s, l, CK_SCHEMA_NAME_MAX))
         return CK_EFORMAT;
     char *pn = ck_arena__alloc(arena, (size_t)l + 1);
     if (pn == NULL)
@@ -233,7 +247,7 @@ static int open_record(ck_consent_rec *out, ck_store *st, const uint8_t key[CK_C
     consent_aad(aad, st, key);
     if (ck_crypto__open(pt, rec + 1, v->mv_size - 1, aad, sizeof aad, dk) != CK_OK)
         return ck_err__set(st, CK_EINTEGRITY, "a consent record does not authenticate");
-    int rc = decode_record(out, pt, pt_len, arena);
+    int rc = ck_consent__decode(out, pt, pt_len, arena);
     if (rc != CK_OK)
         return ck_err__set(st, rc == CK_ENOMEM ? rc : CK_EINTEGRITY,
                            "a consent record does not decode");

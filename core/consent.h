@@ -62,6 +62,11 @@ typedef struct ck_consent_rec {
     uint32_t seq;
 } ck_consent_rec;
 
+/* Decode the plaintext of a consent record (bounded; every string and
+ * count checked). Strings are copied into the arena. CK_OK, CK_EFORMAT,
+ * CK_ENOMEM. Exposed for the fuzz target. */
+int ck_consent__decode(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena *arena);
+
 /* Read record `seq` of (sid, ptag). CK_ENOTFOUND; CK_EINTEGRITY. */
 int ck_consent__read(ck_consent_rec *out, ck_store *st, MDB_txn *txn,
                      const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint8_t ptag[CK_PTAG_BYTES],

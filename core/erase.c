@@ -23,6 +23,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KEYRING_RECORD_BYTES (1 + CK_SEAL_OVERHEAD + CK_KEY_BYTES)
@@ -144,54 +146,49 @@ static int key_scrub_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
     key_ctx *kc = ctx;
     if (!kc->have_rec)
         return CK_OK;
+    /* Map the whole file read-only and search it in place (no copy into a
+     * buffer); overwrite each hit with pwrite. */
     char *path = ck_mem__path_join(st->dir, CK_KEYRING_FILE);
     if (path == NULL)
         return ck_err__set(st, CK_ENOMEM, "out of memory");
-    int rc = CK_OK;
     int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        rc = ck_err__errno(st, errno, "cannot open the keyring to scrub it", CK_KEYRING_FILE);
-        ck_mem__free(path);
-        return rc;
+    ck_mem__free(path);
+    if (fd < 0)
+        return ck_err__errno(st, errno, "cannot open the keyring to scrub it", CK_KEYRING_FILE);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int err = errno;
+        close(fd);
+        return ck_err__errno(st, err, "cannot stat the keyring to scrub it", CK_KEYRING_FILE);
     }
-    enum { CHUNK = 1 << 20 };
-    uint8_t *buf = ck_mem__malloc(CHUNK + KEYRING_RECORD_BYTES);
+    size_t len = (size_t)sb.st_size;
+    if (len < KEYRING_RECORD_BYTES) {
+        close(fd);
+        return CK_OK;
+    }
+    const uint8_t *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        int err = errno;
+        close(fd);
+        return ck_err__errno(st, err, "cannot map the keyring to scrub it", CK_KEYRING_FILE);
+    }
+    int rc = CK_OK;
     static const uint8_t zeros[KEYRING_RECORD_BYTES];
-    off_t off = 0;
-    size_t carry = 0;
-    if (buf == NULL)
-        rc = ck_err__set(st, CK_ENOMEM, "out of memory");
-    while (rc == CK_OK) {
-        ssize_t got = pread(fd, buf + carry, CHUNK, off);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = ck_err__errno(st, errno, "cannot read the keyring to scrub it", CK_KEYRING_FILE);
+    const uint8_t *p = map, *end = map + len;
+    while (rc == CK_OK && (size_t)(end - p) >= KEYRING_RECORD_BYTES) {
+        const uint8_t *hit = memmem(p, (size_t)(end - p), kc->rec, KEYRING_RECORD_BYTES);
+        if (hit == NULL)
             break;
-        }
-        size_t n = carry + (size_t)got;
-        off_t base = off - (off_t)carry; /* file offset of buf[0] */
-        for (size_t i = 0; i + KEYRING_RECORD_BYTES <= n; i++) {
-            if (buf[i] == kc->rec[0] && memcmp(buf + i, kc->rec, KEYRING_RECORD_BYTES) == 0) {
-                if (pwrite(fd, zeros, sizeof zeros, base + (off_t)i) != (ssize_t)sizeof zeros) {
-                    rc = ck_err__errno(st, errno, "cannot scrub the keyring", CK_KEYRING_FILE);
-                    break;
-                }
-                memset(buf + i, 0, KEYRING_RECORD_BYTES);
-                kc->scrubbed++;
-            }
-        }
-        if (rc != CK_OK || got == 0)
-            break;
-        carry = n < KEYRING_RECORD_BYTES - 1 ? n : KEYRING_RECORD_BYTES - 1;
-        memmove(buf, buf + n - carry, carry);
-        off += got;
+        if (pwrite(fd, zeros, sizeof zeros, (off_t)(hit - map)) != (ssize_t)sizeof zeros)
+            rc = ck_err__errno(st, errno, "cannot scrub the keyring", CK_KEYRING_FILE);
+        else
+            kc->scrubbed++;
+        p = hit + 1;
     }
+    munmap((void *)map, len);
     if (rc == CK_OK && kc->scrubbed > 0 && fdatasync(fd) != 0)
         rc = ck_err__errno(st, errno, "cannot fsync the scrubbed keyring", CK_KEYRING_FILE);
     close(fd);
-    ck_mem__free(buf);
-    ck_mem__free(path);
     return rc;
 }
 
