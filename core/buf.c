@@ -40,7 +40,7 @@ static int buf_grow_secure(ck_buf *b, size_t cap)
 
     if (p == NULL)
         return CK_ENOMEM;
-    if (b->len != 0)
+    if (b->p != NULL && b->len != 0)
         memcpy(p, b->p, b->len);
     if (b->p != NULL) {
         sodium_memzero(b->p, b->cap);

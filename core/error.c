@@ -136,7 +136,7 @@ static ck_errslot *slot_for_thread(ck_errors *e)
     return s;
 }
 
-int ck_err__set(ck_store *st, int rc, const char *fmt, ...)
+int(ck_err__set)(ck_store *st, int rc, const char *fmt, ...)
 {
     if (st == NULL || !st->errors.key_made)
         return rc;
@@ -161,7 +161,7 @@ CK_EXPORT const char *ck_errmsg(ck_store *st)
     return ck_err__get(st);
 }
 
-int ck_err__mdb(ck_store *st, int mdb_rc, const char *what)
+int(ck_err__mdb)(ck_store *st, int mdb_rc, const char *what)
 {
     int rc;
     switch (mdb_rc) {
@@ -202,7 +202,7 @@ int ck_err__mdb(ck_store *st, int mdb_rc, const char *what)
     return ck_err__set(st, rc, "%s: %s", what, mdb_strerror(mdb_rc));
 }
 
-int ck_err__errno(ck_store *st, int err, const char *what, const char *path)
+int(ck_err__errno)(ck_store *st, int err, const char *what, const char *path)
 {
     int rc;
     switch (err) {

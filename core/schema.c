@@ -280,6 +280,8 @@ static bool tcf_valid(const ck_schema_purpose *p)
  */
 static int finish(ck_schema *s, ck_schema_field *fields, ck_schema_purpose *purposes)
 {
+    if (fields == NULL || (s->npurposes > 0 && purposes == NULL))
+        return CK_EINTERNAL;
     if (s->version < 1 || s->nfields < 1 || s->nfields > CK_SCHEMA_FIELDS_MAX ||
         s->npurposes > CK_SCHEMA_PURPOSES_MAX || s->next_field_id < 1 ||
         s->next_field_id > CK_SCHEMA_FIELD_ID_MAX + 1)
@@ -310,7 +312,7 @@ static int finish(ck_schema *s, ck_schema_field *fields, ck_schema_purpose *purp
     s->by_id = by_id;
     s->purposes = purposes;
 
-    for (uint32_t i = 0; i < s->npurposes; i++) {
+    for (uint32_t i = 0; purposes != NULL && i < s->npurposes; i++) {
         const ck_schema_purpose *p = &purposes[i];
         if (!name_valid(p->name, p->name_len) || p->basis < CK_BASIS_CONSENT ||
             p->basis > CK_BASIS_LEGITIMATE_INTEREST ||
@@ -512,7 +514,7 @@ static int parse_field(jctx *c, const ck_schema *base, const char *name, size_t 
                        ck_schema_field *f)
 {
     char path[256];
-    unsigned e;
+    unsigned e = 0;
     path_cat(path, sizeof path, "fields", name);
     if (!json_is_object(o))
         return jfail(c, path, "expected an object with \"type\" and \"sensitivity\"");
@@ -764,7 +766,7 @@ static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
                          ck_schema_purpose *p, const ck_schema_field *fields, uint32_t nfields)
 {
     char path[256], sp[256], sv[SHOWN_MAX];
-    unsigned e;
+    unsigned e = 0;
     path_cat(path, sizeof path, "purposes", name);
     if (!json_is_object(o))
         return jfail(c, path, "expected an object");
@@ -1454,6 +1456,8 @@ static int store_record(ck_store *st, MDB_txn *txn, const ck_schema *s)
     uint8_t key[VKEY_BYTES], aad[AAD_BYTES], cur[4];
     ck_buf pt = CK_BUF_INIT;
     size_t rec_len;
+    if (s == NULL)
+        return ck_err__set(st, CK_EINTERNAL, "no schema to store");
     CK_ENSURE(ck_schema__encode(&pt, s) == CK_OK, ck_err__set(st, CK_ENOMEM, "out of memory"));
     CK_ENSURE(!ck_add_overflows(pt.len, 1 + CK_SEAL_OVERHEAD, &rec_len),
               ck_err__set(st, CK_ELIMIT, "schema too large"));
@@ -1751,6 +1755,7 @@ static int apply_txn(ck_store *st, MDB_txn *txn, void *ctx)
     rc = ck_schema__from_json(&c->next, c->base, c->json, c->len, err, sizeof err);
     CK_ENSURE(rc != CK_ENOMEM, ck_err__set(st, CK_ENOMEM, "out of memory"));
     CK_ENSURE(rc == CK_OK, ck_err__set(st, rc, "%s", err));
+    CK_ENSURE(c->next != NULL, ck_err__set(st, CK_EINTERNAL, "the schema loader gave nothing"));
 
     if (c->base != NULL) {
         /* Identical to the current schema: nothing to write. The encoding

@@ -684,6 +684,10 @@ static json_t *time_json(uint64_t deciseconds)
 
 int ck_tcf__to_json(char **out, const ck_tcf *t)
 {
+    if (out != NULL)
+        *out = NULL;
+    if (out == NULL || t == NULL)
+        return CK_EINVAL;
     int rc;
     bool ok = true;
     char *text = NULL;
