@@ -84,6 +84,10 @@ extern const char HELP_STATS[];
 int cmd_schema(cli *c, int argc, char **argv);
 extern const char HELP_SCHEMA[];
 
+/* Backup (cmd_backup.c). */
+int cmd_backup(cli *c, int argc, char **argv);
+extern const char HELP_BACKUP[];
+
 /* Erasure (cmd_erase.c). */
 int cmd_erase(cli *c, int argc, char **argv);
 extern const char HELP_ERASE[];

@@ -56,6 +56,7 @@ static const cli_command COMMANDS[] = {
     {"segment", "release every matching subject for a purpose", HELP_SEGMENT, cmd_segment},
     {"contact", "count a contact, or set a subject's contact cap", HELP_CONTACT, cmd_contact},
     {"erase", "erase a subject (crypto-shredding) and print a receipt", HELP_ERASE, cmd_erase},
+    {"backup", "write a consistent copy of the store while it is in use", HELP_BACKUP, cmd_backup},
     {"audit", "the audit log: entries, report, verification, checkpoints", HELP_AUDIT, cmd_audit},
     {"tcf", "decode IAB TCF v2 consent strings", HELP_TCF, cmd_tcf},
 };

@@ -1013,6 +1013,25 @@ CK_EXPORT void ck_cursor_free(ck_cursor *c);
 CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *reason,
                        const char *actor);
 
+/*
+ * ck_backup - write a consistent, compacted copy of the store into a new
+ * directory `dir` (created, mode 0700; it must not exist), while the store
+ * is in use.
+ *
+ * The data and keyring environments are copied from a snapshot, entry by
+ * entry, into new files: no page of the store is copied, so neither its
+ * free pages nor the unused space of its pages - where the bytes of erased
+ * subjects linger until LMDB reuses them - reach the copy, which holds
+ * nothing of a subject erased before it. The key-slot file and the audit log are copied
+ * as they are; the copy opens with the same keys. The backup is audited
+ * (action "backup", strict) before it is made. On failure `dir` is
+ * removed. SECURITY.md says what erasures after a backup mean for it.
+ *
+ * Returns CK_OK; CK_EEXIST if `dir` exists; CK_EINVAL; CK_EIO; CK_ENOSPC;
+ * CK_ENOMEM.
+ */
+CK_EXPORT int ck_backup(ck_store *st, const char *dir, const char *actor);
+
 /* ------------------------------------------------------------------------ */
 /* Audit log                                                                */
 /* ------------------------------------------------------------------------ */

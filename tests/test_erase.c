@@ -13,7 +13,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "store.h"
+#include "subject.h"
+
+#include <dirent.h>
 #include "testutil.h"
 
 static const char SCHEMA[] =
@@ -196,10 +198,84 @@ static void test_erase(void **state)
     assert_int_equal(ck_audit_verify(&vr, f->st, NULL), CK_OK);
 }
 
+/* Does any file of `dir` contain the n bytes at p? */
+static int dir_contains(const char *dir, const void *p, size_t n)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX];
+        tu_path(path, sizeof path, dir, e->d_name);
+        found += tu_file_contains(path, p, n);
+    }
+    closedir(d);
+    return found;
+}
+
+/* A backup made after an erasure holds no byte of the erased subject: not
+ * its id (raw or hex), not its ref's blind-index key, not its wrapped key;
+ * it opens with the same key and has everyone else. */
+static void test_backup_after_erase(void **state)
+{
+    fx *f = *state;
+    ck_import_stats s;
+    char text[8192];
+    size_t len = 0;
+    for (int i = 0; i < 50; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len,
+                                "{\"ref\":\"B-%d\",\"fields\":{\"email\":\"b%d@example.fr\","
+                                "\"city\":\"Lille\"},\"consent\":{\"news\":true}}\n",
+                                i, i);
+    import_text(f, text, 0, &s);
+    assert_int_equal(s.imported, 50);
+    ck_who w = {CK_BY_REF, "B-7", 0, NULL, NULL, NULL};
+    unsigned char sid[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
+    char hex[33];
+    ck_subject_id_hex(hex, sid);
+    uint8_t rec[73], ixkey[CK_INDEX_KEY_BYTES];
+    keyring_record(f, sid, rec);
+    ck_buf norm = CK_BUF_SECURE_INIT;
+    assert_int_equal(ck_subject__unique_key(ixkey, NULL, f->st, CK_INDEX_REF, "B-7", 3, &norm),
+                     CK_OK);
+    ck_buf__free(&norm);
+    /* the live store holds them */
+    assert_true(dir_contains(f->dir, sid, sizeof sid) > 0);
+    assert_true(dir_contains(f->dir, ixkey, sizeof ixkey) > 0);
+
+    assert_int_equal(ck_erase(NULL, f->st, &w, "art17-request", "dpo"), CK_OK);
+    char bdir[PATH_MAX];
+    tu_path(bdir, sizeof bdir, f->root, "backup");
+    assert_int_equal(ck_backup(f->st, bdir, "dpo"), CK_OK);
+    assert_int_equal(ck_backup(f->st, bdir, "dpo"), CK_EEXIST);
+
+    assert_int_equal(dir_contains(bdir, sid, sizeof sid), 0);
+    assert_int_equal(dir_contains(bdir, hex, 32), 0);
+    assert_int_equal(dir_contains(bdir, ixkey, sizeof ixkey), 0);
+    assert_int_equal(dir_contains(bdir, rec, sizeof rec), 0);
+
+    ck_options o = CK_OPTIONS_INIT;
+    o.key_file = f->key;
+    ck_store *b = NULL;
+    assert_int_equal(ck_open(&b, bdir, &o), CK_OK);
+    unsigned char got[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(got, b, &w), CK_ENOTFOUND);
+    ck_who w8 = {CK_BY_REF, "B-8", 0, NULL, NULL, NULL};
+    assert_int_equal(ck_subject_find(got, b, &w8), CK_OK);
+    ck_audit_verify_result vr = CK_AUDIT_VERIFY_INIT;
+    assert_int_equal(ck_audit_verify(&vr, b, NULL), CK_OK);
+    ck_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_after_erase, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,4 +49,14 @@ expect_rc 0 ck import --recreate-erased "$T/one.jsonl"
 expect_out '"created":1'
 expect_rc 0 ck get --ref C-9 --purpose service --actor t
 
+# a backup after the erasure opens with the same key and verifies
+expect_rc 0 ck backup "$T/bk" --actor dpo
+expect_out '"backup"'
+expect_rc 6 ck backup "$T/bk" --actor dpo
+expect_rc 2 ck backup "$T/bk2"
+expect_rc 0 "$CK" --store "$T/bk" audit verify
+expect_rc 0 "$CK" --store "$T/bk" get --ref C-9 --purpose service --actor t
+expect_rc 0 ck audit log --action backup
+expect_out '"action":"backup"'
+
 finish
