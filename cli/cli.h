@@ -87,6 +87,8 @@ extern const char HELP_SCHEMA[];
 /* Backup (cmd_backup.c). */
 int cmd_backup(cli *c, int argc, char **argv);
 extern const char HELP_BACKUP[];
+int cmd_compact(cli *c, int argc, char **argv);
+extern const char HELP_COMPACT[];
 
 /* Erasure (cmd_erase.c). */
 int cmd_erase(cli *c, int argc, char **argv);

@@ -57,6 +57,8 @@ static const cli_command COMMANDS[] = {
     {"contact", "count a contact, or set a subject's contact cap", HELP_CONTACT, cmd_contact},
     {"erase", "erase a subject (crypto-shredding) and print a receipt", HELP_ERASE, cmd_erase},
     {"backup", "write a consistent copy of the store while it is in use", HELP_BACKUP, cmd_backup},
+    {"compact", "rewrite the store's files so nothing of erased subjects remains", HELP_COMPACT,
+     cmd_compact},
     {"audit", "the audit log: entries, report, verification, checkpoints", HELP_AUDIT, cmd_audit},
     {"tcf", "decode IAB TCF v2 consent strings", HELP_TCF, cmd_tcf},
 };

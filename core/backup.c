@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,5 +235,82 @@ CK_EXPORT int ck_backup(ck_store *st, const char *dir, const char *actor)
 cleanup:
     if (rc != CK_OK)
         remove_dir(dir);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Compaction                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int replace_file(ck_store *st, const char *from, const char *to)
+{
+    char *a = ck_mem__path_join(st->dir, from), *b = ck_mem__path_join(st->dir, to);
+    int rc = CK_OK;
+    if (a == NULL || b == NULL)
+        rc = ck_err__set(st, CK_ENOMEM, "out of memory");
+    else if (rename(a, b) != 0)
+        rc = ck_err__errno(st, errno, "cannot put the compacted file in place", to);
+    ck_mem__free(a);
+    ck_mem__free(b);
+    return rc;
+}
+
+static void unlink_in(ck_store *st, const char *name)
+{
+    char *p = ck_mem__path_join(st->dir, name);
+    if (p != NULL)
+        unlink(p);
+    ck_mem__free(p);
+}
+
+CK_EXPORT int ck_compact(ck_store *st, const char *actor)
+{
+    if (st == NULL)
+        return CK_EINVAL;
+    if (actor == NULL)
+        return ck_err__set(st, CK_EINVAL, "a compaction needs an actor");
+    if ((st->flags & CK_OPEN_RDONLY) != 0)
+        return ck_err__set(st, CK_EDENIED, "the store is open read-only");
+    if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (st->lock_fd >= 0)
+            while (flock(st->lock_fd, LOCK_SH) != 0 && errno == EINTR)
+                ;
+        return ck_err__set(st, CK_EBUSY,
+                           "the store is open in another process: compaction needs it alone");
+    }
+    int rc;
+    ck_audit_entry e = CK_AUDIT_ENTRY_INIT;
+    e.actor = actor;
+    e.action = "compact";
+    CK_GUARD(ck_audit__append(st, &e, true, NULL, NULL));
+    unlink_in(st, CK_DATA_FILE ".compact");
+    unlink_in(st, CK_KEYRING_FILE ".compact");
+    CK_GUARD(copy_env(st, &st->data, st->dir, CK_DATA_FILE ".compact"));
+    CK_GUARD(copy_env(st, &st->keyring, st->dir, CK_KEYRING_FILE ".compact"));
+    /* From here the handle's environments are closed and reopened on the
+     * new files; a failure leaves the old files in place (a rename is
+     * atomic) and the handle unusable: reopen the store. */
+    ck_env__close(&st->data);
+    ck_env__close(&st->keyring);
+    rc = replace_file(st, CK_DATA_FILE ".compact", CK_DATA_FILE);
+    if (rc == CK_OK)
+        rc = replace_file(st, CK_KEYRING_FILE ".compact", CK_KEYRING_FILE);
+    unlink_in(st, CK_DATA_FILE "-lock");
+    unlink_in(st, CK_KEYRING_FILE "-lock");
+    if (rc == CK_OK) {
+        int dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0)
+            rc = ck_err__errno(st, errno, "cannot fsync the store directory", st->dir);
+        if (dfd >= 0)
+            close(dfd);
+    }
+    int rrc = ck_store__reopen_envs(st);
+    if (rc == CK_OK)
+        rc = rrc;
+cleanup:
+    unlink_in(st, CK_DATA_FILE ".compact");
+    unlink_in(st, CK_KEYRING_FILE ".compact");
+    while (flock(st->lock_fd, LOCK_SH) != 0 && errno == EINTR)
+        ;
     return rc;
 }

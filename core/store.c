@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +71,7 @@ static ck_store *store_new(const char *dir, unsigned flags)
     if (st == NULL)
         return NULL;
     st->flags = flags;
+    st->lock_fd = -1;
     st->dir = ck_mem__strndup(dir, strlen(dir));
     st->keys = ck_mem__smalloc(sizeof *st->keys);
     if (st->dir == NULL || st->keys == NULL || ck_errors__init(&st->errors) != CK_OK) {
@@ -106,6 +108,8 @@ CK_EXPORT void ck_close(ck_store *st)
     ck_schema__close(st);
     ck_env__close(&st->data);
     ck_env__close(&st->keyring);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);  /* releases its flock */
     ck_mem__sfree(st->keys); /* sodium_free wipes before releasing */
     for (unsigned i = 0; i < st->nkeypool; i++)
         ck_mem__sfree(st->keypool[i]);
@@ -206,8 +210,65 @@ static int check_meta(ck_store *st, MDB_txn *txn)
     return CK_OK;
 }
 
+/* Take the store lock shared (waiting while a compaction holds it), so
+ * that ck_compact knows whether another process has the store open. A
+ * read-only handle on a store whose lock file cannot be made goes without:
+ * it only reads. */
+static int take_store_lock(ck_store *st)
+{
+    char *p = ck_mem__path_join(st->dir, CK_LOCK_FILE);
+    if (p == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && (st->flags & CK_OPEN_RDONLY) != 0)
+        fd = open(p, O_RDONLY | O_CLOEXEC);
+    ck_mem__free(p);
+    if (fd < 0) {
+        if ((st->flags & CK_OPEN_RDONLY) != 0)
+            return CK_OK;
+        return ck_err__errno(st, errno, "cannot open the store lock", CK_LOCK_FILE);
+    }
+    while (flock(fd, LOCK_SH) != 0) {
+        if (errno != EINTR) {
+            int err = errno;
+            close(fd);
+            return ck_err__errno(st, err, "cannot lock the store", CK_LOCK_FILE);
+        }
+    }
+    st->lock_fd = fd;
+    return CK_OK;
+}
+
+int ck_store__reopen_envs(ck_store *st)
+{
+    MDB_txn *dtxn = NULL, *ktxn = NULL;
+    int rc;
+    char *dpath = ck_mem__path_join(st->dir, CK_DATA_FILE);
+    char *kpath = ck_mem__path_join(st->dir, CK_KEYRING_FILE);
+    CK_ENSURE(dpath != NULL && kpath != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    CK_GUARD(ck_env__open(st, &st->data, dpath, "data", 0, st->flags));
+    CK_GUARD(ck_env__open(st, &st->keyring, kpath, "keyring", 0, st->flags));
+    CK_GUARD(ck_env__read_begin(st, &st->data, &dtxn));
+    CK_GUARD(ck_env__read_begin(st, &st->keyring, &ktxn));
+    CK_GUARD(open_dbis(st, dtxn, ktxn, 0));
+    rc = CK_OK;
+cleanup:
+    if (dtxn != NULL) {
+        mdb_txn_commit(dtxn);
+        pthread_rwlock_unlock(&st->data.resize);
+    }
+    if (ktxn != NULL) {
+        mdb_txn_commit(ktxn);
+        pthread_rwlock_unlock(&st->keyring.resize);
+    }
+    ck_mem__free(dpath);
+    ck_mem__free(kpath);
+    return rc;
+}
+
 static int open_envs(ck_store *st, size_t map_size)
 {
+    CK_TRY(take_store_lock(st));
     int rc;
     char *dpath = ck_mem__path_join(st->dir, CK_DATA_FILE);
     char *kpath = ck_mem__path_join(st->dir, CK_KEYRING_FILE);
@@ -229,6 +290,7 @@ static void remove_store_files(const char *dir)
 {
     static const char *const files[] = {CK_DATA_FILE, CK_DATA_FILE "-lock", CK_KEYRING_FILE,
                                         CK_KEYRING_FILE "-lock", CK_AUDIT_FIRST_SEGMENT,
+                                        CK_LOCK_FILE,
                                         /* renamed into place just before a failed
                                            directory fsync */
                                         CK_KEYS_FILE};

@@ -218,6 +218,8 @@ int ck_env__dbi(ck_store *st, MDB_txn *txn, const char *name, unsigned flags, MD
 
 #define CK_DATA_FILE    "data.mdb"
 #define CK_KEYRING_FILE "keyring.mdb"
+/* Held shared by every open handle, exclusively by a compaction. */
+#define CK_LOCK_FILE "ckstore.lock"
 /* The first audit segment; audit.c names the others. */
 #define CK_AUDIT_FIRST_SEGMENT "audit-000001.log"
 
@@ -248,6 +250,7 @@ struct ck_store {
     unsigned audit_flush_ms;
     uint8_t nonce_prefix[16];     /* random, drawn at open: see ck_crypto__seal_st */
     uint64_t nonce_ctr;           /* atomic */
+    int lock_fd;                  /* CK_LOCK_FILE, flock'ed shared; -1 if none */
     pthread_mutex_t keypool_lock; /* guards keypool */
     unsigned char *keypool[16];   /* free guarded key buffers (CK_KEY_BYTES) */
     unsigned nkeypool;
@@ -260,6 +263,10 @@ struct ck_store {
  * NULL when out of memory. Give it back (wiped) with ck_store__key_give. */
 unsigned char *ck_store__key_take(ck_store *st);
 void ck_store__key_give(ck_store *st, unsigned char *k);
+
+/* Open both environments of st->dir and their databases again (after a
+ * compaction replaced the files). */
+int ck_store__reopen_envs(ck_store *st);
 
 /* The store's clock: Unix seconds (ck_options.clock, or the real time). */
 int64_t ck_store__now(const ck_store *st);

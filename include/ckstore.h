@@ -1032,6 +1032,27 @@ CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *
  */
 CK_EXPORT int ck_backup(ck_store *st, const char *dir, const char *actor);
 
+/*
+ * ck_compact - rewrite the store's data and keyring files so that nothing
+ * of erased subjects remains in them.
+ *
+ * LMDB never zeroes what it frees: after an erasure, the subject's deleted
+ * records (undecryptable) and its id and blind-index keys stay as bytes in
+ * free pages and in unused space of pages in use, until overwritten. This
+ * copies both environments entry by entry into new files and puts them in
+ * place with an atomic rename, after which no byte of an erased subject is
+ * in any file of the store directory but the audit log (which never held
+ * one). It needs the store to itself: every handle holds the store lock
+ * shared, and compaction takes it exclusively - CK_EBUSY while another
+ * process has the store open (opening waits while a compaction runs). In
+ * this process, no other thread may use `st` during the call. Audited.
+ *
+ * Returns CK_OK; CK_EBUSY; CK_EDENIED (read-only); CK_EIO; CK_ENOSPC;
+ * CK_ENOMEM. After a failure past the copy the handle must be closed and
+ * the store reopened (the files in place are whole: old or new).
+ */
+CK_EXPORT int ck_compact(ck_store *st, const char *actor);
+
 /* ------------------------------------------------------------------------ */
 /* Audit log                                                                */
 /* ------------------------------------------------------------------------ */

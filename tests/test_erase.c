@@ -16,6 +16,8 @@
 #include "subject.h"
 
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "testutil.h"
 
 static const char SCHEMA[] =
@@ -271,11 +273,89 @@ static void test_backup_after_erase(void **state)
     ck_close(b);
 }
 
+/* Compaction: after it, no file of the store directory holds a byte of
+ * the erased subject; refused while another process has the store open. */
+static void test_compact_after_erase(void **state)
+{
+    fx *f = *state;
+    ck_import_stats s;
+    char text[8192];
+    size_t len = 0;
+    for (int i = 0; i < 50; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len,
+                                "{\"ref\":\"K-%d\",\"fields\":{\"email\":\"k%d@example.fr\","
+                                "\"city\":\"Arras\"},\"consent\":{\"news\":true}}\n",
+                                i, i);
+    import_text(f, text, 0, &s);
+    ck_who w = {CK_BY_REF, "K-3", 0, NULL, NULL, NULL};
+    unsigned char sid[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
+    char hex[33];
+    ck_subject_id_hex(hex, sid);
+    uint8_t rec[73], ixkey[CK_INDEX_KEY_BYTES];
+    keyring_record(f, sid, rec);
+    ck_buf norm = CK_BUF_SECURE_INIT;
+    assert_int_equal(ck_subject__unique_key(ixkey, NULL, f->st, CK_INDEX_REF, "K-3", 3, &norm),
+                     CK_OK);
+    ck_buf__free(&norm);
+    assert_int_equal(ck_erase(NULL, f->st, &w, "art17-request", "dpo"), CK_OK);
+
+    /* Another process holds the store open: refused, nothing changed. */
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        ck_options o = CK_OPTIONS_INIT;
+        o.key_file = f->key;
+        ck_store *other = NULL;
+        char c = ck_open(&other, f->dir, &o) == CK_OK ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(2);
+        ck_close(other);
+        _exit(0);
+    }
+    char c = 0;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(c, 'y');
+    assert_int_equal(ck_compact(f->st, "dpo"), CK_EBUSY);
+    assert_int_equal(write(go[1], "x", 1), 1);
+    int ws;
+    assert_int_equal(waitpid(child, &ws, 0), child);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+
+    assert_int_equal(ck_compact(f->st, "dpo"), CK_OK);
+    assert_int_equal(dir_contains(f->dir, sid, sizeof sid), 0);
+    assert_int_equal(dir_contains(f->dir, hex, 32), 0);
+    assert_int_equal(dir_contains(f->dir, ixkey, sizeof ixkey), 0);
+    assert_int_equal(dir_contains(f->dir, rec, sizeof rec), 0);
+
+    /* The handle goes on working on the new files, and so does a reopen. */
+    unsigned char got[CK_SUBJECT_ID_BYTES];
+    ck_who w4 = {CK_BY_REF, "K-4", 0, NULL, NULL, NULL};
+    assert_int_equal(ck_subject_find(got, f->st, &w4), CK_OK);
+    assert_int_equal(ck_put_json(NULL, f->st, &w4, "{\"city\":\"Lens\"}", 15, 0), CK_OK);
+    ck_close(f->st);
+    ck_options o = CK_OPTIONS_INIT;
+    o.key_file = f->key;
+    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
+    assert_int_equal(ck_subject_find(got, f->st, &w4), CK_OK);
+    assert_int_equal(ck_subject_find(got, f->st, &w), CK_ENOTFOUND);
+    ck_audit_verify_result vr = CK_AUDIT_VERIFY_INIT;
+    assert_int_equal(ck_audit_verify(&vr, f->st, NULL), CK_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_after_erase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_after_erase, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

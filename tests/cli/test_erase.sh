@@ -59,4 +59,11 @@ expect_rc 0 "$CK" --store "$T/bk" get --ref C-9 --purpose service --actor t
 expect_rc 0 ck audit log --action backup
 expect_out '"action":"backup"'
 
+# compaction leaves nothing of her in any file of the store
+expect_rc 0 ck compact --actor dpo
+expect_out '"compacted":true'
+expect_rc 2 ck compact
+expect_rc 0 ck get --ref C-9 --purpose service --actor t
+expect_rc 0 ck audit verify
+
 finish
