@@ -24,6 +24,16 @@
  * nothing above U+10FFFF, no truncated sequence. U+0000 is valid. s may be
  * NULL when n is 0.
  */
+bool ck_codec__text_ok(const char *s, size_t n, size_t max)
+{
+    if (s == NULL || n == 0 || n > max || !ck_codec__utf8_valid(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 bool ck_codec__utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;

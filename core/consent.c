@@ -99,20 +99,9 @@ int ck_consent__current(ck_consent_cur *out, ck_store *st, MDB_txn *txn,
     return CK_OK;
 }
 
-/* A string of a stored record, as a writer could have made it: 1 to `max`
- * bytes of UTF-8 with no control character (so no NUL either). Records
- * authenticate before they are decoded; this keeps the decoder's output
- * safe even so. */
-static bool stored_str_ok(const char *s, uint32_t l, uint32_t max)
-{
-    if (l == 0 || l > max || !ck_codec__utf8_valid(s, l))
-        return false;
-    for (uint32_t i = 0; i < l; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
+/* Strings of a stored record are held to what a writer may write
+ * (ck_codec__text_ok). Records authenticate before they are decoded; this
+ * keeps the decoder's output safe even so. */
 static int read_str_list(ck_mp *r, const char ***out, uint32_t *n, uint32_t max, ck_arena *arena)
 {
     uint32_t cnt;
@@ -124,7 +113,7 @@ static int read_str_list(ck_mp *r, const char ***out, uint32_t *n, uint32_t max,
     for (uint32_t i = 0; i < cnt; i++) {
         const char *s;
         uint32_t l;
-        if (ck_mp__str(r, &s, &l) != CK_OK || !stored_str_ok(s, l, CK_CONSENT_TEXT_MAX))
+        if (ck_mp__str(r, &s, &l) != CK_OK || !ck_codec__text_ok(s, l, CK_CONSENT_TEXT_MAX))
             return CK_EFORMAT;
         char *c = ck_arena__alloc(arena, (size_t)l + 1);
         if (c == NULL)
@@ -149,7 +138,7 @@ static int read_opt_str(ck_mp *r, const char **out, ck_arena *arena)
     }
     const char *s;
     uint32_t l;
-    if (ck_mp__str(r, &s, &l) != CK_OK || !stored_str_ok(s, l, CK_CONSENT_TEXT_MAX))
+    if (ck_mp__str(r, &s, &l) != CK_OK || !ck_codec__text_ok(s, l, CK_CONSENT_TEXT_MAX))
         return CK_EFORMAT;
     char *c = ck_arena__alloc(arena, (size_t)l + 1);
     if (c == NULL)
@@ -203,7 +192,7 @@ int ck_consent__decode(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena
     memset(out, 0, sizeof *out);
     if (ck_mp__array(&r, &cnt) != CK_OK || cnt < 10 || ck_mp__u32(&r, &ver) != CK_OK || ver != 1)
         return CK_EFORMAT;
-    if (ck_mp__str(&r, &s, &l) != CK_OK || !stored_str_ok(s, l, CK_SCHEMA_NAME_MAX))
+    if (ck_mp__str(&r, &s, &l) != CK_OK || !ck_codec__text_ok(s, l, CK_SCHEMA_NAME_MAX))
         return CK_EFORMAT;
     char *pn = ck_arena__alloc(arena, (size_t)l + 1);
     if (pn == NULL)
@@ -286,18 +275,6 @@ bool ck_consent__recipient_has(const ck_consent_rec *r, const char *recipient)
     return false;
 }
 
-/* A short free text of the evidence: UTF-8, no control character. */
-static bool text_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max || !ck_codec__utf8_valid(s, n))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 int ck_consent__check(ck_store *st, const ck_schema *schema, const ck_consent *c,
                       const ck_schema_purpose **p_out)
 {
@@ -332,14 +309,15 @@ int ck_consent__check(ck_store *st, const ck_schema *schema, const ck_consent *c
         return ck_err__set(st, CK_EINVAL, "%s: at most %d recipients", p->name,
                            CK_CONSENT_RECIPS_MAX);
     for (size_t i = 0; i < c->nrecipients; i++)
-        if (c->recipients[i] == NULL || !text_ok(c->recipients[i], CK_CONSENT_TEXT_MAX))
+        if (c->recipients[i] == NULL ||
+            !ck_codec__text_ok(c->recipients[i], strlen(c->recipients[i]), CK_CONSENT_TEXT_MAX))
             return ck_err__set(st, CK_EINVAL,
                                "%s: a recipient is 1 to %d bytes of text without control "
                                "characters",
                                p->name, CK_CONSENT_TEXT_MAX);
     const char *ev[] = {c->source, c->notice, c->collector};
     for (size_t i = 0; i < 3; i++)
-        if (ev[i] != NULL && !text_ok(ev[i], CK_CONSENT_TEXT_MAX))
+        if (ev[i] != NULL && !ck_codec__text_ok(ev[i], strlen(ev[i]), CK_CONSENT_TEXT_MAX))
             return ck_err__set(st, CK_EINVAL,
                                "%s: source, notice and collector are 1 to %d bytes of text",
                                p->name, CK_CONSENT_TEXT_MAX);

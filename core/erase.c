@@ -27,8 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KEYRING_RECORD_BYTES (1 + CK_SEAL_OVERHEAD + CK_KEY_BYTES)
-#define REASON_MAX           64
+#define REASON_MAX 64
 
 typedef struct erase_ctx {
     const ck_who *who;
@@ -112,7 +111,7 @@ static int delete_index_by_scan(ck_store *st, MDB_txn *txn, const uint8_t sid[CK
 
 typedef struct key_ctx {
     const uint8_t *sid;
-    uint8_t rec[KEYRING_RECORD_BYTES];
+    uint8_t rec[CK_KEYRING_RECORD_BYTES];
     bool have_rec;
     uint64_t scrubbed;
 } key_ctx;
@@ -126,9 +125,9 @@ static int key_delete_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
         return CK_OK; /* already destroyed (an erasure interrupted after it) */
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read the keyring");
-    kc->have_rec = v.mv_size == KEYRING_RECORD_BYTES;
+    kc->have_rec = v.mv_size == CK_KEYRING_RECORD_BYTES;
     if (kc->have_rec)
-        memcpy(kc->rec, v.mv_data, KEYRING_RECORD_BYTES);
+        memcpy(kc->rec, v.mv_data, CK_KEYRING_RECORD_BYTES);
     return ck_keyring__delete(st, ktxn, kc->sid);
 }
 
@@ -162,7 +161,7 @@ static int key_scrub_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
         return ck_err__errno(st, err, "cannot stat the keyring to scrub it", CK_KEYRING_FILE);
     }
     size_t len = (size_t)sb.st_size;
-    if (len < KEYRING_RECORD_BYTES) {
+    if (len < CK_KEYRING_RECORD_BYTES) {
         close(fd);
         return CK_OK;
     }
@@ -173,10 +172,10 @@ static int key_scrub_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
         return ck_err__errno(st, err, "cannot map the keyring to scrub it", CK_KEYRING_FILE);
     }
     int rc = CK_OK;
-    static const uint8_t zeros[KEYRING_RECORD_BYTES];
+    static const uint8_t zeros[CK_KEYRING_RECORD_BYTES];
     const uint8_t *p = map, *end = map + len;
-    while (rc == CK_OK && (size_t)(end - p) >= KEYRING_RECORD_BYTES) {
-        const uint8_t *hit = memmem(p, (size_t)(end - p), kc->rec, KEYRING_RECORD_BYTES);
+    while (rc == CK_OK && (size_t)(end - p) >= CK_KEYRING_RECORD_BYTES) {
+        const uint8_t *hit = memmem(p, (size_t)(end - p), kc->rec, CK_KEYRING_RECORD_BYTES);
         if (hit == NULL)
             break;
         if (pwrite(fd, zeros, sizeof zeros, (off_t)(hit - map)) != (ssize_t)sizeof zeros)
@@ -308,16 +307,6 @@ static bool reason_ok(const char *r)
     return true;
 }
 
-static void hex(char *out, const uint8_t *p, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[p[i] >> 4];
-        out[2 * i + 1] = hx[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *reason,
                        const char *actor)
 {
@@ -342,8 +331,8 @@ CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *
         return rc;
     char pn[2 * CK_AUDIT_PSEUDONYM_BYTES + 1], hs[2 * CK_AUDIT_HASH_BYTES + 1];
     char at[CK_TS_TEXT_MAX];
-    hex(pn, e.pn, sizeof e.pn);
-    hex(hs, e.hash, sizeof e.hash);
+    sodium_bin2hex(pn, sizeof pn, e.pn, sizeof e.pn);
+    sodium_bin2hex(hs, sizeof hs, e.hash, sizeof e.hash);
     ck_value tv;
     memset(&tv, 0, sizeof tv);
     tv.type = CK_TYPE_TIMESTAMP;

@@ -294,6 +294,11 @@ int ck_codec__decode(ck_value *out, ck_type expect, const uint8_t *p, size_t n, 
 /* UTF-8 validity (no overlongs, no surrogates, <= U+10FFFF). */
 bool ck_codec__utf8_valid(const char *s, size_t n);
 
+/* A short text of the store's own (an actor, a recipient, consent
+ * evidence, a name in a record): 1 to `max` bytes of valid UTF-8 with no
+ * control character (so no NUL either). */
+bool ck_codec__text_ok(const char *s, size_t n, size_t max);
+
 /* ------------------------------------------------------------------------ */
 /* Dates and timestamps (codec.c): conversions between the ck_value forms    */
 /* and their text forms (YYYY-MM-DD; RFC 3339). The calendar is the         */

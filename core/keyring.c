@@ -16,7 +16,6 @@
 #include <string.h>
 
 #define KEYRING_VERSION 1
-#define RECORD_BYTES    (1 + CK_SEAL_OVERHEAD + CK_KEY_BYTES)
 #define AAD_BYTES       (4 + CK_STORE_ID_BYTES + CK_SUBJECT_ID_BYTES + 1)
 
 static void keyring_aad(uint8_t aad[AAD_BYTES], const ck_store *st,
@@ -34,7 +33,7 @@ int ck_keyring__put(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID
     uint8_t aad[AAD_BYTES];
     keyring_aad(aad, st, sid);
     MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid};
-    MDB_val v = {RECORD_BYTES, NULL};
+    MDB_val v = {CK_KEYRING_RECORD_BYTES, NULL};
     /* MDB_NOOVERWRITE: a subject id is random and new; finding it taken
      * means something is badly wrong, and overwriting would shred a key. */
     int mrc = ck_fault__hit("mdb_put")
@@ -76,10 +75,10 @@ int ck_keyring__get(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read the keyring");
     const uint8_t *rec = v.mv_data;
-    if (v.mv_size != RECORD_BYTES || rec[0] != KEYRING_VERSION)
+    if (v.mv_size != CK_KEYRING_RECORD_BYTES || rec[0] != KEYRING_VERSION)
         return ck_err__set(st, CK_EINTEGRITY, "a keyring record has the wrong size or version");
     keyring_aad(aad, st, sid);
-    int rc = ck_crypto__open(dk, rec + 1, RECORD_BYTES - 1, aad, sizeof aad,
+    int rc = ck_crypto__open(dk, rec + 1, CK_KEYRING_RECORD_BYTES - 1, aad, sizeof aad,
                              ck_store__subkey(st, CK_SUBKEY_KEK));
     if (rc != CK_OK) {
         sodium_memzero(dk, CK_KEY_BYTES);

@@ -292,22 +292,16 @@ static void setup_fini(setup *s)
     memset(s, 0, sizeof *s);
 }
 
-static int text_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    return n > 0 && n <= max && ck_codec__utf8_valid(s, n);
-}
-
 static int setup_request(setup *su, rel_ctx *rc, ck_store *st, const char *actor,
                          const char *purpose, const char *recipient, const char *const *fields,
                          size_t nfields)
 {
     memset(su, 0, sizeof *su);
-    if (actor == NULL || !text_ok(actor, 256))
+    if (actor == NULL || !ck_codec__text_ok(actor, strlen(actor), 256))
         return ck_err__set(st, CK_EINVAL, "a release needs an actor (1 to 256 bytes of text)");
     if (purpose == NULL)
         return ck_err__set(st, CK_EINVAL, "a release needs a purpose");
-    if (recipient != NULL && !text_ok(recipient, 256))
+    if (recipient != NULL && !ck_codec__text_ok(recipient, strlen(recipient), 256))
         return ck_err__set(st, CK_EINVAL, "a recipient is 1 to 256 bytes of text");
     if (nfields > REQUEST_FIELDS_MAX || (nfields > 0 && fields == NULL))
         return ck_err__set(st, CK_EINVAL, "at most %d fields", REQUEST_FIELDS_MAX);

@@ -294,6 +294,9 @@ static inline const unsigned char *ck_store__subkey(const ck_store *st, ck_subke
 /* Keyring (keyring.c): per-subject data keys, wrapped by the KEK.           */
 /* ------------------------------------------------------------------------ */
 
+/* A keyring record: [u8 version][nonce][wrapped data key][tag]. */
+#define CK_KEYRING_RECORD_BYTES (1 + CK_SEAL_OVERHEAD + CK_KEY_BYTES)
+
 /* Make a random data key for `sid` and store it wrapped (inside `txn` of the
  * keyring environment). `dk_out`, if not NULL, receives the key. */
 int ck_keyring__create(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],

@@ -626,12 +626,7 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
 CK_EXPORT void ck_subject_id_hex(char out[2 * CK_SUBJECT_ID_BYTES + 1],
                                  const unsigned char id[CK_SUBJECT_ID_BYTES])
 {
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < CK_SUBJECT_ID_BYTES; i++) {
-        out[2 * i] = hx[id[i] >> 4];
-        out[2 * i + 1] = hx[id[i] & 15];
-    }
-    out[2 * CK_SUBJECT_ID_BYTES] = '\0';
+    sodium_bin2hex(out, 2 * CK_SUBJECT_ID_BYTES + 1, id, CK_SUBJECT_ID_BYTES);
 }
 
 CK_EXPORT int ck_subject_find(unsigned char out[CK_SUBJECT_ID_BYTES], ck_store *st,

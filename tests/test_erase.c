@@ -72,14 +72,15 @@ static void import_text(fx *f, const char *text, unsigned flags, ck_import_stats
 }
 
 /* The wrapped-key record of `sid` as it is in the keyring now. */
-static void keyring_record(fx *f, const unsigned char sid[CK_SUBJECT_ID_BYTES], uint8_t out[73])
+static void keyring_record(fx *f, const unsigned char sid[CK_SUBJECT_ID_BYTES],
+                           uint8_t out[CK_KEYRING_RECORD_BYTES])
 {
     MDB_txn *t;
     assert_int_equal(ck_env__read_begin(f->st, &f->st->keyring, &t), CK_OK);
     MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid}, v;
     assert_int_equal(mdb_get(t, f->st->dbi_keyring, &k, &v), 0);
-    assert_int_equal(v.mv_size, 73);
-    memcpy(out, v.mv_data, 73);
+    assert_int_equal(v.mv_size, CK_KEYRING_RECORD_BYTES);
+    memcpy(out, v.mv_data, CK_KEYRING_RECORD_BYTES);
     ck_env__read_end(&f->st->keyring, t);
 }
 
@@ -101,7 +102,7 @@ static void test_erase(void **state)
     /* Rewrite the key's page a few times so that stale copies exist. */
     for (int i = 0; i < 3; i++)
         assert_int_equal(ck_subject_create(NULL, f->st, NULL, 0), CK_OK);
-    uint8_t rec[73];
+    uint8_t rec[CK_KEYRING_RECORD_BYTES];
     keyring_record(f, sid, rec);
     char kpath[PATH_MAX];
     tu_path(kpath, sizeof kpath, f->dir, "keyring.mdb");
@@ -239,7 +240,7 @@ static void test_backup_after_erase(void **state)
     assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
     char hex[33];
     ck_subject_id_hex(hex, sid);
-    uint8_t rec[73], ixkey[CK_INDEX_KEY_BYTES];
+    uint8_t rec[CK_KEYRING_RECORD_BYTES], ixkey[CK_INDEX_KEY_BYTES];
     keyring_record(f, sid, rec);
     ck_buf norm = CK_BUF_SECURE_INIT;
     assert_int_equal(ck_subject__unique_key(ixkey, NULL, f->st, CK_INDEX_REF, "B-7", 3, &norm),
@@ -292,7 +293,7 @@ static void test_compact_after_erase(void **state)
     assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
     char hex[33];
     ck_subject_id_hex(hex, sid);
-    uint8_t rec[73], ixkey[CK_INDEX_KEY_BYTES];
+    uint8_t rec[CK_KEYRING_RECORD_BYTES], ixkey[CK_INDEX_KEY_BYTES];
     keyring_record(f, sid, rec);
     ck_buf norm = CK_BUF_SECURE_INIT;
     assert_int_equal(ck_subject__unique_key(ixkey, NULL, f->st, CK_INDEX_REF, "K-3", 3, &norm),
