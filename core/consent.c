@@ -226,16 +226,11 @@ static int open_record(ck_consent_rec *out, ck_store *st, const uint8_t key[CK_C
                        const MDB_val *v, const unsigned char dk[CK_KEY_BYTES], ck_arena *arena)
 {
     uint8_t aad[CONSENT_AAD_BYTES];
-    const uint8_t *rec = v->mv_data;
-    if (v->mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != CONSENT_RECORD_VERSION)
-        return ck_err__set(st, CK_EINTEGRITY, "a consent record is malformed");
-    size_t pt_len = v->mv_size - 1 - CK_SEAL_OVERHEAD;
-    uint8_t *pt = ck_arena__alloc(arena, pt_len + 1);
-    if (pt == NULL)
-        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    const uint8_t *pt;
+    size_t pt_len;
     consent_aad(aad, st, key);
-    if (ck_crypto__open(pt, rec + 1, v->mv_size - 1, aad, sizeof aad, dk) != CK_OK)
-        return ck_err__set(st, CK_EINTEGRITY, "a consent record does not authenticate");
+    CK_TRY(ck_seal__record_open(&pt, &pt_len, st, v, CONSENT_RECORD_VERSION, aad, sizeof aad, dk,
+                                arena, "a consent record"));
     int rc = ck_consent__decode(out, pt, pt_len, arena);
     if (rc != CK_OK)
         return ck_err__set(st, rc == CK_ENOMEM ? rc : CK_EINTEGRITY,
@@ -407,18 +402,10 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
     }
 
     consent_key(key, s->sid, ptag, seq);
-    MDB_val k = {sizeof key, key};
-    MDB_val v = {1 + CK_SEAL_OVERHEAD + w->scratch.len, NULL};
-    int mrc = ck_mdb__put(w->txn, st->dbi_consents, &k, &v, MDB_RESERVE);
-    if (mrc != 0) {
-        ck_buf__reset(&w->scratch);
-        return ck_err__mdb(st, mrc, "cannot write a consent record");
-    }
-    uint8_t *rec = v.mv_data;
-    rec[0] = CONSENT_RECORD_VERSION;
     consent_aad(aad, st, key);
-    ck_crypto__seal_st(rec + 1, st, w->scratch.p, w->scratch.len, aad, sizeof aad, s->dk);
-    ck_buf__reset(&w->scratch);
+    CK_TRY(ck_seal__record_put(st, w->txn, st->dbi_consents, key, sizeof key,
+                               CONSENT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
+                               "cannot write a consent record"));
 
     uint8_t ckey[CK_CINDEX_KEY_BYTES], cval[CK_CINDEX_VAL_BYTES];
     memcpy(ckey, ptag, CK_PTAG_BYTES);
@@ -427,7 +414,7 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
     ck_be64_put(cval + 1, (uint64_t)c->expires);
     ck_be32_put(cval + 9, seq);
     MDB_val ck = {sizeof ckey, ckey}, cv = {sizeof cval, cval};
-    mrc = ck_mdb__put(w->txn, st->dbi_cindex, &ck, &cv, 0);
+    int mrc = ck_mdb__put(w->txn, st->dbi_cindex, &ck, &cv, 0);
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot write the consent index");
     if (seq_out != NULL)
@@ -660,16 +647,11 @@ int ck_contact__get(ck_contact_log *out, ck_store *st, MDB_txn *txn,
         return CK_OK;
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read a contact log");
-    const uint8_t *rec = v.mv_data;
-    if (v.mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != CONTACT_RECORD_VERSION)
-        return ck_err__set(st, CK_EINTEGRITY, "a contact log is malformed");
-    size_t pt_len = v.mv_size - 1 - CK_SEAL_OVERHEAD;
-    uint8_t *pt = ck_arena__alloc(arena, pt_len + 1);
-    if (pt == NULL)
-        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    const uint8_t *pt;
+    size_t pt_len;
     contact_aad(aad, st, key);
-    if (ck_crypto__open(pt, rec + 1, v.mv_size - 1, aad, sizeof aad, dk) != CK_OK)
-        return ck_err__set(st, CK_EINTEGRITY, "a contact log does not authenticate");
+    CK_TRY(ck_seal__record_open(&pt, &pt_len, st, &v, CONTACT_RECORD_VERSION, aad, sizeof aad, dk,
+                                arena, "a contact log"));
     ck_mp r;
     uint32_t cnt, n;
     int64_t ov;
@@ -724,18 +706,10 @@ static int contact_put(ck_wctx *w, ck_subj *s, ck_channel_type ch, const ck_cont
         return ck_err__set(st, mw.rc, "cannot encode a contact log");
     }
     contact_key(key, s->sid, ch);
-    MDB_val k = {sizeof key, key};
-    MDB_val v = {1 + CK_SEAL_OVERHEAD + w->scratch.len, NULL};
-    int mrc = ck_mdb__put(w->txn, st->dbi_contacts, &k, &v, MDB_RESERVE);
-    if (mrc != 0) {
-        ck_buf__reset(&w->scratch);
-        return ck_err__mdb(st, mrc, "cannot write a contact log");
-    }
-    uint8_t *rec = v.mv_data;
-    rec[0] = CONTACT_RECORD_VERSION;
     contact_aad(aad, st, key);
-    ck_crypto__seal_st(rec + 1, st, w->scratch.p, w->scratch.len, aad, sizeof aad, s->dk);
-    ck_buf__reset(&w->scratch);
+    CK_TRY(ck_seal__record_put(st, w->txn, st->dbi_contacts, key, sizeof key,
+                               CONTACT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
+                               "cannot write a contact log"));
     return CK_OK;
 }
 

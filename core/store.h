@@ -294,6 +294,21 @@ static inline const unsigned char *ck_store__subkey(const ck_store *st, ck_subke
 /* Keyring (keyring.c): per-subject data keys, wrapped by the KEK.           */
 /* ------------------------------------------------------------------------ */
 
+/* Sealed records of other kinds: [u8 version][nonce][ciphertext][tag].
+ * record_put seals the plaintext held in `scratch` straight into a new
+ * page entry at `key` (MDB_RESERVE) and wipes the scratch; `what` names
+ * the record in a message ("cannot write a consent record").
+ * record_open checks the version, opens the record into `arena` memory
+ * (wiped when the arena is) and gives the plaintext: CK_EINTEGRITY when it
+ * is malformed or does not authenticate ("<what> is malformed", "<what>
+ * does not authenticate"), CK_ENOMEM. */
+int ck_seal__record_put(ck_store *st, MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                        uint8_t version, const uint8_t *aad, size_t aad_len, ck_buf *scratch,
+                        const unsigned char k[CK_KEY_BYTES], const char *what);
+int ck_seal__record_open(const uint8_t **pt, size_t *pt_len, ck_store *st, const MDB_val *v,
+                         uint8_t version, const uint8_t *aad, size_t aad_len,
+                         const unsigned char k[CK_KEY_BYTES], ck_arena *arena, const char *what);
+
 /* A keyring record: [u8 version][nonce][wrapped data key][tag]. */
 #define CK_KEYRING_RECORD_BYTES (1 + CK_SEAL_OVERHEAD + CK_KEY_BYTES)
 

@@ -254,21 +254,16 @@ int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYT
     CK_TRY(load_key(w, sid));
     s->dk = w->dk;
 
-    const uint8_t *rec = v.mv_data;
-    if (v.mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != SUBJECT_RECORD_VERSION)
-        return ck_err__set(st, CK_EINTEGRITY, "a subject record is malformed");
-    size_t pt_len = v.mv_size - 1 - CK_SEAL_OVERHEAD;
-    ck_buf__reset(&w->scratch);
-    CK_TRY(ck_buf__reserve(&w->scratch, pt_len + 1));
+    const uint8_t *pt;
+    size_t pt_len;
     subject_aad(aad, st, sid);
-    if (ck_crypto__open(w->scratch.p, rec + 1, v.mv_size - 1, aad, sizeof aad, s->dk) != CK_OK)
-        return ck_err__set(st, CK_EINTEGRITY, "a subject record does not authenticate");
-    w->scratch.len = pt_len;
+    CK_TRY(ck_seal__record_open(&pt, &pt_len, st, &v, SUBJECT_RECORD_VERSION, aad, sizeof aad,
+                                s->dk, &w->arena, "a subject record"));
 
     ck_mp r;
     uint32_t n, ver, nix;
     int64_t created;
-    ck_mp__init(&r, w->scratch.p, pt_len);
+    ck_mp__init(&r, pt, pt_len);
     if (ck_mp__array(&r, &n) != CK_OK || n < 3 || ck_mp__u32(&r, &ver) != CK_OK || ver != 1 ||
         ck_mp__i64(&r, &created) != CK_OK || ck_mp__array(&r, &nix) != CK_OK ||
         nix > CK_SUBJECT_INDEX_MAX)
@@ -282,7 +277,6 @@ int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYT
             return ck_err__set(st, CK_EINTEGRITY, "a subject record does not decode");
         memcpy(s->ix[s->nix++], b, CK_IX_ENTRY);
     }
-    ck_buf__reset(&w->scratch);
     return CK_OK;
 }
 
@@ -304,18 +298,10 @@ int ck_subject__save(ck_wctx *w, ck_subj *s)
     if (mw.rc != CK_OK)
         return ck_err__set(st, mw.rc, "cannot encode a subject record");
 
-    MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid};
-    MDB_val v = {1 + CK_SEAL_OVERHEAD + w->scratch.len, NULL};
-    int mrc = ck_mdb__put(w->txn, st->dbi_subjects, &k, &v, MDB_RESERVE);
-    if (mrc != 0) {
-        ck_buf__reset(&w->scratch);
-        return ck_err__mdb(st, mrc, "cannot write a subject");
-    }
-    uint8_t *rec = v.mv_data;
-    rec[0] = SUBJECT_RECORD_VERSION;
     subject_aad(aad, st, s->sid);
-    ck_crypto__seal_st(rec + 1, st, w->scratch.p, w->scratch.len, aad, sizeof aad, s->dk);
-    ck_buf__reset(&w->scratch);
+    CK_TRY(ck_seal__record_put(st, w->txn, st->dbi_subjects, s->sid, CK_SUBJECT_ID_BYTES,
+                               SUBJECT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
+                               "cannot write a subject"));
     s->dirty = false;
     return CK_OK;
 }
