@@ -54,6 +54,58 @@ digest() {
     (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
 }
 
+# fail MESSAGE / ok : count a check of the script's own.
+fail() {
+    echo "FAIL: $*" >&2
+    FAILS=$((FAILS + 1))
+}
+ok() { PASSES=$((PASSES + 1)); }
+
+# JSON checks go to one Python process, started on first use: starting
+# one per check is slow.
+pyjson_start() {
+    coproc PYJSON {
+    python3 -u -c '
+import json, sys
+for line in sys.stdin:
+    kind, path, expr = line.rstrip("\n").split("\t", 2)
+    try:
+        rows = [json.loads(l) for l in open(path) if l.strip()]
+        d = rows[0] if len(rows) == 1 else None
+        v = eval(expr)
+        out = ("ok" if v else "no") if kind == "check" else "=" + str(v)
+    except Exception as e:
+        out = "error: " + repr(e)
+    print(out.replace("\n", " "))
+'
+    }
+}
+# pyjson KIND EXPR : evaluate EXPR on the last stdout - `d` the object, or
+# `rows` the objects of JSON Lines - into $PYJSON_REPLY; KIND check says
+# ok / no, KIND value gives "=" and the value.
+pyjson() {
+    [ -n "${PYJSON_PID:-}" ] || pyjson_start
+    printf '%s\t%s\t%s\n' "$1" "$T/out" "$2" >&"${PYJSON[1]}"
+    IFS= read -r PYJSON_REPLY <&"${PYJSON[0]}"
+}
+
+# expect_json PYEXPR : the last stdout makes the Python expression true.
+expect_json() {
+    pyjson check "$1"
+    if [ "$PYJSON_REPLY" = ok ]; then
+        ok
+    else
+        fail "stdout does not satisfy: $1 ($PYJSON_REPLY)"
+        sed 's/^/  stdout: /' "$T/out" >&2
+    fi
+}
+
+# json_of KEY VAR : set VAR to the top-level member KEY of the last stdout.
+json_of() {
+    pyjson value "d[\"$1\"]"
+    printf -v "$2" '%s' "${PYJSON_REPLY#=}"
+}
+
 finish() {
     echo "$PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]

@@ -13,7 +13,6 @@ if ! "$CK" audit --help >/dev/null 2>&1; then
     exit 0
 fi
 
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 
 expect_rc 0 "$CK" --store "$S" --key-file "$K" init
 [ "$(stat -c %a "$SEG")" = 600 ] || fail "audit segment mode $(stat -c %a "$SEG")"

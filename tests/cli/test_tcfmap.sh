@@ -8,11 +8,6 @@
 S="$T/store"
 K="$T/store.key"
 ck() { "$CK" --store "$S" --key-file "$K" "$@"; }
-fail() {
-    echo "FAIL: $*" >&2
-    FAILS=$((FAILS + 1))
-}
-ok() { PASSES=$((PASSES + 1)); }
 # The store's files but LMDB's lock files (which every open touches).
 digest_data() {
     (cd "$1" && find . -type f ! -name '*-lock' -print0 | sort -z | xargs -0 sha256sum | sha256sum)
@@ -28,16 +23,6 @@ expect_exact() {
     fi
 }
 
-# expect_json PYEXPR : the last stdout, parsed as `d`, makes PYEXPR true.
-expect_json() {
-    if python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-        "$T/out" "$1"; then
-        ok
-    else
-        fail "stdout does not satisfy: $1"
-        sed 's/^/  stdout: /' "$T/out" >&2
-    fi
-}
 
 # The strings of docs/tcf.md (built from the specification's layout; the
 # decoded fields are checked below with ckstore tcf decode).
