@@ -25,137 +25,13 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include "values.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
 #define MIB ((size_t)1 << 20)
-
-static ck_value v_str(const char *s, size_t n)
-{
-    ck_value v;
-    memset(&v, 0, sizeof(v));
-    v.type = CK_TYPE_STRING;
-    v.u.str.ptr = s;
-    v.u.str.len = n;
-    return v;
-}
-
-static ck_value v_cstr(const char *s)
-{
-    return v_str(s, strlen(s));
-}
-
-static ck_value v_bytes(const void *p, size_t n)
-{
-    ck_value v = v_str(p, n);
-    v.type = CK_TYPE_BYTES;
-    return v;
-}
-
-static ck_value v_int(int64_t i)
-{
-    ck_value v;
-    memset(&v, 0, sizeof(v));
-    v.type = CK_TYPE_INT;
-    v.u.i = i;
-    return v;
-}
-
-static ck_value v_float(double f)
-{
-    ck_value v;
-    memset(&v, 0, sizeof(v));
-    v.type = CK_TYPE_FLOAT;
-    v.u.f = f;
-    return v;
-}
-
-static ck_value v_bool(int b)
-{
-    ck_value v;
-    memset(&v, 0, sizeof(v));
-    v.type = CK_TYPE_BOOL;
-    v.u.b = b;
-    return v;
-}
-
-static ck_value v_date(int32_t days)
-{
-    ck_value v;
-    memset(&v, 0, sizeof(v));
-    v.type = CK_TYPE_DATE;
-    v.u.date = days;
-    return v;
-}
-
-static ck_value v_ts(int64_t sec, int32_t nsec, int16_t off)
-{
-    ck_value v;
-    memset(&v, 0, sizeof(v));
-    v.type = CK_TYPE_TIMESTAMP;
-    v.u.ts.sec = sec;
-    v.u.ts.nsec = nsec;
-    v.u.ts.offset_min = off;
-    return v;
-}
-
-static ck_value v_list(const ck_str *items, size_t count)
-{
-    ck_value v;
-    memset(&v, 0, sizeof(v));
-    v.type = CK_TYPE_LIST;
-    v.u.list.items = items;
-    v.u.list.count = count;
-    return v;
-}
-
-/* Exact equality: floats bit for bit (so -0.0 != 0.0), strings byte for
- * byte. */
-static bool value_equal(const ck_value *a, const ck_value *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case CK_TYPE_STRING:
-    case CK_TYPE_BYTES:
-        return a->u.str.len == b->u.str.len &&
-               (a->u.str.len == 0 || memcmp(a->u.str.ptr, b->u.str.ptr, a->u.str.len) == 0);
-    case CK_TYPE_INT:
-        return a->u.i == b->u.i;
-    case CK_TYPE_FLOAT:
-        return memcmp(&a->u.f, &b->u.f, sizeof(double)) == 0;
-    case CK_TYPE_BOOL:
-        return a->u.b == b->u.b;
-    case CK_TYPE_DATE:
-        return a->u.date == b->u.date;
-    case CK_TYPE_TIMESTAMP:
-        return a->u.ts.sec == b->u.ts.sec && a->u.ts.nsec == b->u.ts.nsec &&
-               a->u.ts.offset_min == b->u.ts.offset_min;
-    case CK_TYPE_LIST:
-        if (a->u.list.count != b->u.list.count)
-            return false;
-        for (size_t k = 0; k < a->u.list.count; k++) {
-            const ck_str *x = &a->u.list.items[k];
-            const ck_str *y = &b->u.list.items[k];
-            if (x->len != y->len || (x->len != 0 && memcmp(x->ptr, y->ptr, x->len) != 0))
-                return false;
-        }
-        return true;
-    }
-    return false;
-}
-
-static bool all_zero(const void *p, size_t n)
-{
-    const uint8_t *q = p;
-    for (size_t k = 0; k < n; k++) {
-        if (q[k] != 0)
-            return false;
-    }
-    return true;
-}
 
 /* Encode v, decode it back as its own type, and require equality. Returns
  * the encoding in *enc (caller frees). */

@@ -21,54 +21,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "../values.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static bool str_equal(const ck_str *a, const ck_str *b)
-{
-    return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
-}
-
-static bool value_equal(const ck_value *a, const ck_value *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case CK_TYPE_STRING:
-    case CK_TYPE_BYTES:
-        return str_equal(&a->u.str, &b->u.str);
-    case CK_TYPE_INT:
-        return a->u.i == b->u.i;
-    case CK_TYPE_FLOAT:
-        return memcmp(&a->u.f, &b->u.f, sizeof(double)) == 0;
-    case CK_TYPE_BOOL:
-        return a->u.b == b->u.b;
-    case CK_TYPE_DATE:
-        return a->u.date == b->u.date;
-    case CK_TYPE_TIMESTAMP:
-        return a->u.ts.sec == b->u.ts.sec && a->u.ts.nsec == b->u.ts.nsec &&
-               a->u.ts.offset_min == b->u.ts.offset_min;
-    case CK_TYPE_LIST:
-        if (a->u.list.count != b->u.list.count)
-            return false;
-        for (size_t k = 0; k < a->u.list.count; k++) {
-            if (!str_equal(&a->u.list.items[k], &b->u.list.items[k]))
-                return false;
-        }
-        return true;
-    }
-    return false;
-}
-
-static bool all_zero(const void *p, size_t n)
-{
-    const uint8_t *q = p;
-    for (size_t k = 0; k < n; k++) {
-        if (q[k] != 0)
-            return false;
-    }
-    return true;
-}
 
 static void check_text_forms(const ck_value *v)
 {
