@@ -351,12 +351,52 @@ static void test_compact_after_erase(void **state)
     assert_int_equal(ck_audit_verify(&vr, f->st, NULL), CK_OK);
 }
 
+static int drop_key_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
+{
+    return ck_keyring__delete(st, ktxn, ctx);
+}
+
+/* An erasure cut after its key was destroyed and before its data commit
+ * leaves records nothing can open; erasing again finishes it, finding the
+ * index entries without the record. */
+static void test_erase_finishes_an_interrupted_one(void **state)
+{
+    fx *f = *state;
+    ck_import_stats s;
+    import_text(f,
+                "{\"ref\":\"H-1\",\"fields\":{\"email\":\"h1@example.fr\"},"
+                "\"consent\":{\"news\":true}}\n",
+                0, &s);
+    ck_who w = {CK_BY_REF, "H-1", 0, NULL, NULL, NULL};
+    unsigned char sid[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
+    assert_int_equal(ck_env__write(f->st, &f->st->keyring, drop_key_txn, sid), CK_OK);
+    /* The record is still indexed but cannot be released. */
+    ck_request r = CK_REQUEST_INIT;
+    r.actor = "t";
+    r.purpose = "service";
+    r.subject = w;
+    ck_result *res = NULL;
+    assert_int_equal(ck_release(&res, f->st, &r), CK_ENOTFOUND);
+    char *receipt = NULL;
+    assert_int_equal(ck_erase(&receipt, f->st, &w, "art17-request", "dpo"), CK_OK);
+    assert_non_null(strstr(receipt, "\"index_entries\":2"));
+    assert_non_null(strstr(receipt, "\"values\":1"));
+    ck_free(receipt);
+    unsigned char got[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(got, f->st, &w), CK_ENOTFOUND);
+    ck_who we = {CK_BY_LOOKUP, "h1@example.fr", 0, "email", NULL, NULL};
+    assert_int_equal(ck_subject_find(got, f->st, &we), CK_ENOTFOUND);
+    assert_int_equal(ck_erase(NULL, f->st, &w, "art17-request", "dpo"), CK_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_after_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_after_erase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase_finishes_an_interrupted_one, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
