@@ -24,6 +24,12 @@
  *   3. numbers and chains the batch and writes it with one write();
  *   4. releases the flock, then - if any entry of the batch is strict - runs
  *      one fdatasync shared by every waiter (group commit).
+ * A batch of batched-mode entries only keeps the flock for a short lease
+ * (LEASE_NS, from when it was taken): the batches that follow within it
+ * skip the lock and the catch-up, which nobody else can have made
+ * necessary, and still write() before they return. The next batch after
+ * the lease, a strict batch, or the flusher (when the process goes quiet)
+ * gives it back, so another process waits at most about LEASE_NS more.
  * A strict leader that finds fewer waiters than the last batch had waits a
  * little (at most half the last fsync's duration, 2 ms at most) for them,
  * so that tight loops of appenders do not fall into alternating small
@@ -59,6 +65,7 @@
 #define SEGMENT_NO_MAX   999999u
 #define READ_CHUNK       ((size_t)256 << 10)
 #define GATHER_MAX_NS    2000000ull /* a strict leader waits at most 2 ms */
+#define LEASE_NS         2000000ull /* batched writes keep the flock 2 ms */
 #define SIGNING_KEY_FILE "audit-signing.key"
 #define ACTOR_SELF       "ckstore"
 
@@ -94,7 +101,13 @@ typedef struct ck_audit {
     uint64_t last_sync_ns;
     int broken; /* CK_OK, or why every append now fails */
     char broken_msg[CK_ERRMSG_MAX];
-    bool dirty; /* written, not yet fsync'ed */
+    bool dirty;        /* written, not yet fsync'ed */
+    uint64_t dirty_ns; /* when `dirty` was set (monotonic) */
+    /* The flock is held past a batch (the lease, since held_ns). Changed
+     * under `mu` only: by the leader, in lead(), or by the flusher and
+     * close while no leader runs. */
+    bool held;
+    uint64_t held_ns;
     bool stop;
     bool flusher_started;
     pthread_t flusher;
@@ -858,25 +871,40 @@ cleanup:
     return rc;
 }
 
-/* Write a batch under the flock; fsync if `sync`. */
-static int write_batch(ck_store *st, pending *batch, bool sync, uint64_t *torn)
+/*
+ * Write a batch under the flock; fsync if `sync`. `held` says whether this
+ * process still holds the flock from an earlier batch (its lease, taken at
+ * *held_ns); on return it says whether it still does - kept for a batch
+ * that needs no fsync, while the lease lasts.
+ */
+static int write_batch(ck_store *st, pending *batch, bool sync, uint64_t *torn, bool *held,
+                       uint64_t *held_ns)
 {
     ck_audit *a = st->audit;
     int rc;
-    bool locked = false;
+    bool locked = *held;
     char name[CK_AUDIT_SEGMENT_NAME_MAX];
     *torn = 0;
 
-    CK_ENSURE(lock_ex(a->lock_fd) == 0,
-              ck_err__errno(st, errno, "cannot lock the audit log", CK_AUDIT_FIRST_SEGMENT));
-    locked = true;
-    rc = catch_up(st, torn);
-    if (rc == CK_EINTEGRITY)
-        set_broken(a, rc, ck_err__get(st));
-    CK_GUARD(rc);
+    /* Under a lease nobody else can have written since the last batch;
+     * otherwise take the flock and adopt what others wrote. */
+    if (!locked) {
+        CK_ENSURE(lock_ex(a->lock_fd) == 0,
+                  ck_err__errno(st, errno, "cannot lock the audit log", CK_AUDIT_FIRST_SEGMENT));
+        locked = true;
+        *held_ns = mono_ns();
+        rc = catch_up(st, torn);
+        if (rc == CK_EINTEGRITY)
+            set_broken(a, rc, ck_err__get(st));
+        CK_GUARD(rc);
+    }
     if (a->size >= a->segment_max)
         CK_GUARD(roll(st));
     CK_GUARD(write_frames(st, batch));
+    if (!sync && mono_ns() - *held_ns < LEASE_NS) {
+        *held = true;
+        return CK_OK;
+    }
     flock(a->lock_fd, LOCK_UN);
     locked = false;
     if (sync) {
@@ -893,6 +921,7 @@ static int write_batch(ck_store *st, pending *batch, bool sync, uint64_t *torn)
 cleanup:
     if (locked)
         flock(a->lock_fd, LOCK_UN);
+    *held = false;
     return rc;
 }
 
@@ -918,12 +947,17 @@ static void lead(ck_store *st, bool gather)
     int rc = a->broken;
     char msg[CK_ERRMSG_MAX];
     snprintf(msg, sizeof msg, "%s", a->broken_msg);
+    bool held = a->held;
+    uint64_t held_ns = a->held_ns;
     pthread_mutex_unlock(&a->mu);
 
     uint64_t torn = 0;
     if (rc == CK_OK) {
-        rc = write_batch(st, batch, n_strict > 0, &torn);
+        rc = write_batch(st, batch, n_strict > 0, &torn, &held, &held_ns);
         snprintf(msg, sizeof msg, "%s", ck_err__get(st));
+    } else if (held) {
+        flock(a->lock_fd, LOCK_UN);
+        held = false;
     }
     if (torn > 0) {
         /* Another process crashed mid-write; its torn tail was cut. Log
@@ -932,6 +966,10 @@ static void lead(ck_store *st, bool gather)
     }
 
     pthread_mutex_lock(&a->mu);
+    if (held && !a->held)
+        pthread_cond_signal(&a->flush_cv); /* it gives the lease back */
+    a->held = held;
+    a->held_ns = held_ns;
     for (pending *p = batch; p != NULL; p = p->next) {
         p->rc = rc;
         if (rc != CK_OK)
@@ -940,6 +978,7 @@ static void lead(ck_store *st, bool gather)
     }
     if (rc == CK_OK && n_strict == 0 && !a->dirty) {
         a->dirty = true;
+        a->dirty_ns = mono_ns();
         pthread_cond_signal(&a->flush_cv);
     }
     if (n_strict > 0)
@@ -1147,16 +1186,33 @@ static void *flusher_main(void *arg)
     uint64_t window = (uint64_t)(st->audit_flush_ms != 0 ? st->audit_flush_ms : 10u) * 1000000u;
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {
-        if (!a->dirty) {
+        if (!a->dirty && !a->held) {
             pthread_cond_wait(&a->flush_cv, &a->mu);
             continue;
         }
-        /* Let the window's entries gather, then sync them all at once. */
-        struct timespec dl = mono_deadline(window);
-        while (!a->stop && pthread_cond_timedwait(&a->flush_cv, &a->mu, &dl) != ETIMEDOUT)
-            ;
-        if (a->stop)
-            break; /* close syncs what is left */
+        /* Let the window's entries gather, then sync them all at once;
+         * give the flock back when its lease ends and no batch is being
+         * written (a leader gives it back itself). */
+        uint64_t now = mono_ns(), due = UINT64_MAX;
+        if (a->held && !a->leader) {
+            if (now - a->held_ns >= LEASE_NS) {
+                flock(a->lock_fd, LOCK_UN);
+                a->held = false;
+            } else {
+                due = a->held_ns + LEASE_NS;
+            }
+        } else if (a->held) {
+            due = now + LEASE_NS; /* look again after the leader's batch */
+        }
+        if (a->dirty && now - a->dirty_ns < window && a->dirty_ns + window < due)
+            due = a->dirty_ns + window;
+        if (!a->dirty || now - a->dirty_ns < window) {
+            if (due != UINT64_MAX) {
+                struct timespec dl = mono_deadline(due - now);
+                pthread_cond_timedwait(&a->flush_cv, &a->mu, &dl);
+            }
+            continue;
+        }
         a->dirty = false;
         pthread_mutex_unlock(&a->mu);
         int r = sync_fd(a);
@@ -1428,6 +1484,8 @@ void ck_audit__close(ck_store *st)
         pthread_mutex_unlock(&a->mu);
         pthread_join(a->flusher, NULL);
     }
+    if (a->held)
+        flock(a->lock_fd, LOCK_UN);
     if (a->dirty && a->fd >= 0)
         fdatasync(a->fd); /* nobody is left to report a failure to */
     audit_free(a);

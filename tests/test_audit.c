@@ -775,6 +775,51 @@ static void test_two_processes_rolling_segments(void **state)
     two_processes(f, 4096);
 }
 
+/* A batched append keeps the flock for a short lease; a process that then
+ * goes quiet must give it back, or every other process's appends would
+ * wait forever. Two handles hold two open file descriptions, so their
+ * flocks exclude each other as two processes' do. */
+static void test_lease_given_back(void **state)
+{
+    fx *f = *state;
+    ck_close(init_store(f));
+    ck_store *a = open_store(f, 0);
+    assert_int_equal(append_n(a, 1, false), CK_OK);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10); /* a lease never given back kills the child */
+        ck_store *b = open_store(f, 0);
+        int rc = append_n(b, 2, true);
+        ck_close(b);
+        _exit(rc == CK_OK ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* A's next batch adopts B's entry and chains after it. */
+    assert_int_equal(append_n(a, 3, false), CK_OK);
+    ck_audit_verify_result r = verify(a, NULL, CK_OK);
+    assert_int_equal(r.entries, 4);
+    ck_audit_cursor *c;
+    const ck_audit_record *rec;
+    const char *want[] = {"init", "1", "2", "3"};
+    int k = 0;
+    assert_int_equal(ck_audit_query(&c, a, NULL), CK_OK);
+    while (ck_audit_next(c, &rec) == CK_OK) {
+        assert_true(k < 4);
+        if (k > 0) {
+            assert_true(rec->n_detail > 0);
+            assert_string_equal(rec->detail[0].str, want[k]);
+        }
+        k++;
+    }
+    ck_audit_cursor_free(c);
+    assert_int_equal(k, 4);
+    ck_close(a);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Segments                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -1019,6 +1064,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads_one_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_rolling_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_hostile, setup, teardown),
