@@ -6,6 +6,7 @@
  * by their position or their field name instead.
  */
 #include "cli.h"
+#include "jalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -302,7 +303,7 @@ int cmd_put(cli *c, int argc, char **argv)
         ck_close(st);
     }
     sodium_memzero(json, len); /* it holds the values */
-    free(json);
+    cli_json_text_free(json);
     return code;
 }
 

@@ -2,6 +2,7 @@
  * cmd_schema.c - schema apply, schema show.
  */
 #include "cli.h"
+#include "jalloc.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -191,7 +192,7 @@ static int schema_show(cli *c, int argc, char **argv)
         json_t *v = json_loads(json, 0, &je);
         char *pretty = v != NULL ? json_dumps(v, JSON_INDENT(2)) : NULL;
         puts(pretty != NULL ? pretty : json);
-        free(pretty);
+        cli_json_text_free(pretty);
         json_decref(v);
     } else {
         puts(json);

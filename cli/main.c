@@ -8,6 +8,7 @@
  * no-echo prompt on a terminal.
  */
 #include "cli.h"
+#include "jalloc.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -276,6 +277,7 @@ int main(int argc, char **argv)
 
     if (sodium_init() < 0)
         return cli_fail(EXIT_OTHER, "cannot initialise libsodium");
+    cli_json_wipe_on_free(); /* before any JSON: it carries customer values */
 
     static const struct option opts[] = {
         {"store", required_argument, NULL, 's'},  {"key-file", required_argument, NULL, 'k'},

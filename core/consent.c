@@ -593,8 +593,7 @@ CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who)
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     CK_ENSURE(text != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     *out = ck_out__strndup(text, strlen(text));
-    sodium_memzero(text, strlen(text));
-    free(text);
+    ck_out__json_text_free(text);
     CK_ENSURE(*out != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     rc = CK_OK;
 cleanup:

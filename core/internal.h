@@ -115,6 +115,11 @@ char *ck_mem__path_join(const char *dir, const char *name);
 void *ck_out__alloc(size_t n);
 /* Copy n bytes and a NUL into a new caller-owned block. */
 char *ck_out__strndup(const char *s, size_t n);
+/* Wipe and free text Jansson made (json_dumps) through the free function
+ * the process gave Jansson (json_set_alloc_funcs) - never free(), which
+ * breaks with any other allocator (the ckstore tool sets one that wipes).
+ * NULL is a no-op. */
+void ck_out__json_text_free(char *text);
 
 /* Fault injection hook (test builds, CK_FAULT_INJECTION defined): returns
  * true when the call named by `site` must fail. Always false otherwise. */

@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -46,4 +47,14 @@ CK_EXPORT void ck_free(void *p)
     out_header *h = (out_header *)p - 1;
     sodium_memzero(p, h->size);
     ck_mem__free(h);
+}
+
+void ck_out__json_text_free(char *text)
+{
+    if (text == NULL)
+        return;
+    json_free_t jfree = NULL;
+    json_get_alloc_funcs(NULL, &jfree);
+    sodium_memzero(text, strlen(text));
+    jfree(text);
 }

@@ -421,7 +421,7 @@ CK_EXPORT int ck_audit_report_json(char **out, ck_store *st, const ck_audit_filt
     CK_ENSURE(*out != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     rc = CK_OK;
 cleanup:
-    free(text);
+    ck_out__json_text_free(text);
     json_decref(root);
     json_decref(consents_now);
     json_decref(r.purposes);

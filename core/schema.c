@@ -1084,7 +1084,7 @@ int ck_schema__to_json(ck_buf *out, const ck_schema *s)
     CK_GUARD(ck_buf__append(out, text, strlen(text)));
     rc = CK_OK;
 cleanup:
-    free(text);
+    ck_out__json_text_free(text);
     json_decref(root);
     return rc;
 }

@@ -738,10 +738,7 @@ int ck_tcf__to_json(char **out, const ck_tcf *t)
     CK_ENSURE(*out != NULL, CK_ENOMEM);
     rc = CK_OK;
 cleanup:
-    if (text != NULL) {
-        sodium_memzero(text, strlen(text));
-        free(text);
-    }
+    ck_out__json_text_free(text);
     json_decref(root);
     return rc;
 }

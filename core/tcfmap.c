@@ -323,7 +323,7 @@ CK_EXPORT int ck_tcf_result_json(char **out, const ck_tcf_result *r)
     CK_ENSURE(*out != NULL, CK_ENOMEM);
     rc = CK_OK;
 cleanup:
-    free(text);
+    ck_out__json_text_free(text);
     json_decref(applied);
     json_decref(unchanged);
     json_decref(root);

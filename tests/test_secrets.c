@@ -10,9 +10,12 @@
  * subkey the store used. The test keeps its own copies XOR-masked, so
  * that only the library's leftovers could match.
  *
- * Scope: the typed write path (ck_put) and the release path. Values that
- * arrive as JSON (import lines, ck_put_json) pass through Jansson, which
- * frees its strings without wiping them: docs/testing.md says so.
+ * Two runs: the typed write path (ck_put) and the release path; then the
+ * JSON paths (ck_put_json, an import line, the result as JSON). Jansson
+ * frees its strings without wiping them unless the program gives it an
+ * allocator that does; this test installs the ckstore tool's own
+ * (cli/jalloc.c, compiled in below) first thing, as the tool does, so the
+ * second run checks what the tool leaves behind.
  */
 /* Not marked fast: it reads freed heap memory on purpose, which valgrind
  * reports; it skips itself under the sanitizers, whose shadow mappings are
@@ -27,6 +30,9 @@
 
 #include "store.h"
 #include "testutil.h"
+
+/* The tool's Jansson allocator, as the tool uses it. */
+#include "../cli/jalloc.c"
 
 #define MASK 0xa5
 
@@ -93,9 +99,22 @@ static int scan_memory(const needle *nds, size_t nn)
 #endif
 #endif
 
-static void test_nothing_left_behind(void **state)
+/* Write the masked canary as JSON text into `out`: {"note":"<canary>"}
+ * or an import line. The caller wipes it. */
+static size_t canary_json(char *out, size_t max, const uint8_t *masked, size_t n, bool line)
 {
-    (void)state;
+    const char *pre = line ? "{\"ref\":\"S-2\",\"fields\":{\"note\":\"" : "{\"note\":\"";
+    const char *post = line ? "\"}}\n" : "\"}";
+    size_t a = strlen(pre), b = strlen(post);
+    assert_true(a + n + b < max);
+    memcpy(out, pre, a);
+    mask((uint8_t *)out + a, masked, n);
+    memcpy(out + a + n, post, b + 1);
+    return a + n + b;
+}
+
+static void scenario(bool json)
+{
 #ifdef CK_UNDER_SANITIZER
     skip(); /* the scan would read the sanitizer's own memory */
 #endif
@@ -104,18 +123,24 @@ static void test_nothing_left_behind(void **state)
     tu_path(dir, sizeof dir, root, "s");
     tu_path(key, sizeof key, root, "k");
 
-    needle nds[3 + CK_SUBKEY_COUNT_];
+    needle nds[4 + CK_SUBKEY_COUNT_];
     size_t nn = 0;
 
     /* The canary: random printable bytes, held masked; the plain form
      * exists only in `plain` for the duration of ck_put. */
-    uint8_t canary[32];
+    uint8_t canary[48];
     randombytes_buf(canary, sizeof canary);
     for (size_t i = 0; i < sizeof canary; i++)
         canary[i] = (uint8_t)('a' + canary[i] % 26);
     nds[nn].what = "the canary value";
     mask(nds[nn].masked, canary, sizeof canary);
     nds[nn].len = sizeof canary;
+    nn++;
+    /* free() writes its list pointers over the first 16 bytes of a block,
+     * so residue in freed memory is found by the canary's tail. */
+    nds[nn].what = "the canary's last 24 bytes";
+    mask(nds[nn].masked, canary + 24, 24);
+    nds[nn].len = 24;
     nn++;
 
     ck_options o = CK_OPTIONS_INIT;
@@ -151,13 +176,28 @@ static void test_nothing_left_behind(void **state)
     }
 
     {
-        char plain[sizeof canary];
-        mask((uint8_t *)plain, nds[0].masked, sizeof canary);
-        ck_value v = {.type = CK_TYPE_STRING, .u.str = {plain, sizeof canary}};
-        ck_field_value fv = {"note", &v};
         ck_who w = {CK_BY_REF, "S-1", 0, NULL, NULL, NULL};
-        assert_int_equal(ck_put(NULL, st, &w, &fv, 1, CK_PUT_CREATE), CK_OK);
-        sodium_memzero(plain, sizeof plain);
+        if (json) {
+            char text[128];
+            size_t n = canary_json(text, sizeof text, nds[0].masked, sizeof canary, false);
+            assert_int_equal(ck_put_json(NULL, st, &w, text, n, CK_PUT_CREATE), CK_OK);
+            n = canary_json(text, sizeof text, nds[0].masked, sizeof canary, true);
+            ck_importer *imp = NULL;
+            ck_import_options io = CK_IMPORT_OPTIONS_INIT;
+            ck_import_stats is;
+            assert_int_equal(ck_import_begin(&imp, st, &io), CK_OK);
+            assert_int_equal(ck_import_feed(imp, text, n), CK_OK);
+            assert_int_equal(ck_import_finish(imp, &is), CK_OK);
+            assert_int_equal(is.imported, 1); /* finish freed the importer */
+            sodium_memzero(text, sizeof text);
+        } else {
+            char plain[sizeof canary];
+            mask((uint8_t *)plain, nds[0].masked, sizeof canary);
+            ck_value v = {.type = CK_TYPE_STRING, .u.str = {plain, sizeof canary}};
+            ck_field_value fv = {"note", &v};
+            assert_int_equal(ck_put(NULL, st, &w, &fv, 1, CK_PUT_CREATE), CK_OK);
+            sodium_memzero(plain, sizeof plain);
+        }
 
         ck_request r = CK_REQUEST_INIT;
         r.actor = "t";
@@ -189,10 +229,24 @@ static void test_nothing_left_behind(void **state)
     free(root);
 }
 
+static void test_typed_paths(void **state)
+{
+    (void)state;
+    scenario(false);
+}
+
+static void test_json_paths(void **state)
+{
+    (void)state;
+    scenario(true);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
         return 1;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_nothing_left_behind)};
+    cli_json_wipe_on_free(); /* before any JSON, as the tool does */
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_typed_paths),
+                                       cmocka_unit_test(test_json_paths)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
