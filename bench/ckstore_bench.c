@@ -701,8 +701,13 @@ int main(int argc, char **argv)
     note_peak("data_loaded");
     ck_store *st = store_open(dir, key_file, 1, CK_AUDIT_BATCHED);
     apply_schema(st);
-    printf("# ckstore %s, N=%ld, durability %s%s\n", ck_version(), d.n, durable() ? "full" : "off",
-           getenv("CKBENCH_MAP_MIB") ? ", map size set" : "");
+#ifdef CK_BENCH_NO_AUDIT
+    const char *variant = ", releases NOT audited (ckstore-bench-noaudit)";
+#else
+    const char *variant = "";
+#endif
+    printf("# ckstore %s, N=%ld, durability %s%s%s\n", ck_version(), d.n,
+           durable() ? "full" : "off", getenv("CKBENCH_MAP_MIB") ? ", map size set" : "", variant);
 
     /* W1: every customer in one import batch (one transaction). */
     unsigned batch = d.n > (1L << 20) ? 1u << 20 : (unsigned)d.n;
