@@ -644,7 +644,10 @@ typedef enum ck_consent_state {
     CK_CONSENT_GRANTED = 1,
     CK_CONSENT_WITHDRAWN = 2,
     CK_CONSENT_REFUSED = 3,
-    CK_CONSENT_OBJECTED = 4 /* objection (art. 21) to a legitimate interest */
+    CK_CONSENT_OBJECTED = 4, /* objection (art. 21) to a legitimate interest */
+    CK_CONSENT_EXPIRED = 5   /* a granted consent whose expiry passed, closed by
+                                ck_purge; never recorded by a caller
+                                (ck_consent_record refuses it) */
 } ck_consent_state;
 
 #define CK_CONSENT_VERSION 1
@@ -686,7 +689,8 @@ typedef struct ck_consent {
  * committed: a consent change that cannot be audited is not made.
  * Returns CK_OK; CK_ENOTFOUND (no such subject, or no schema); CK_EINVAL
  * (unknown purpose, a scope field the purpose does not declare, a bad
- * state: the message says which); CK_EDENIED; CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ * state - CK_CONSENT_EXPIRED included: only ck_purge records it; the
+ * message says which); CK_EDENIED; CK_EIO; CK_ENOSPC; CK_ENOMEM.
  */
 CK_EXPORT int ck_consent_record(ck_store *st, const ck_who *who, const ck_consent *c,
                                 const char *actor);
@@ -897,9 +901,37 @@ CK_EXPORT void ck_result_free(ck_result *r);
 
 /* ck_contact_record - count one contact of the subject on `channel`
  * ("email", "sms", "phone", "post"), now. Audited. CK_OK; CK_ENOTFOUND;
- * CK_EINVAL; CK_EDENIED; CK_EIO. */
+ * CK_EINVAL; CK_EDENIED; CK_EIO. The same as ck_contact_record_v2 with
+ * flags 0. */
 CK_EXPORT int ck_contact_record(ck_store *st, const ck_who *who, const char *channel,
                                 const char *actor);
+
+/* ck_contact_record_v2 flag: the CUSTOMER made the contact (wrote in,
+ * called, answered). */
+#define CK_CONTACT_INBOUND 0x1u
+
+/*
+ * ck_contact_record_v2 - record one contact of the subject on `channel`
+ * ("email", "sms", "phone", "post"), now (the store's clock).
+ *
+ * flags in: 0 - a contact the company made: it counts toward the channel's
+ *              cap (as ck_contact_record).
+ *           CK_CONTACT_INBOUND - a contact the customer initiated: it
+ *              does NOT count toward the cap; it keeps the channel's
+ *              address alive: a field that is the address field of some
+ *              purpose's channel is kept (by ck_purge) and released (by
+ *              ck_release) for its retention_days counted from the later
+ *              of its write time and the customer's last inbound contact
+ *              on that channel. Only the time of the last one is kept.
+ * actor in: who records it (audit log, action "contact", detail
+ *           "channel" and, for an inbound one, "direction": "inbound").
+ *
+ * Returns CK_OK; CK_ENOTFOUND; CK_EINVAL (unknown channel or flag, no
+ * actor); CK_EDENIED (read-only); CK_EINTEGRITY; CK_EIO; CK_ENOSPC;
+ * CK_ENOMEM.
+ */
+CK_EXPORT int ck_contact_record_v2(ck_store *st, const ck_who *who, const char *channel,
+                                   unsigned int flags, const char *actor);
 
 /* ck_contact_limit - the subject's own cap on `channel`: at most `count`
  * contacts per window (0 = do not contact), or -1 to remove the override.
