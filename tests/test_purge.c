@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "ckstore.h"
+#include "consent.h" /* internal: to write a contact log of the old layout */
 #include "testutil.h"
 
 #define DAY 86400
@@ -329,6 +330,74 @@ static void test_inbound_not_capped(void **state)
     assert_int_equal(ck_contact_record(f->st, &w, "email", "mailer"), CK_OK);
     assert_int_equal(ck_contact_record(f->st, &w, "email", "mailer"), CK_OK);
     assert_string_equal(reason_of(f, "K", "marketing.email", NULL, "email"), "contact_cap");
+}
+
+typedef struct old_log {
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    unsigned char dk[CK_KEY_BYTES];
+    int64_t times[2];
+} old_log;
+
+/* A contact log as written before inbound contacts existed: 2 elements. */
+static int put_old_log(ck_store *st, MDB_txn *txn, void *ctx)
+{
+    old_log *o = ctx;
+    uint8_t key[CK_SUBJECT_ID_BYTES + 1], aad[4 + CK_STORE_ID_BYTES + sizeof key + 1];
+    memcpy(key, o->sid, CK_SUBJECT_ID_BYTES);
+    key[CK_SUBJECT_ID_BYTES] = CK_CHANNEL_EMAIL;
+    memcpy(aad, "ckn1", 4);
+    memcpy(aad + 4, st->store_id, CK_STORE_ID_BYTES);
+    memcpy(aad + 4 + CK_STORE_ID_BYTES, key, sizeof key);
+    aad[sizeof aad - 1] = 1;
+    ck_buf scratch = CK_BUF_SECURE_INIT;
+    ck_mp_writer mw;
+    ck_mp_writer__init(&mw, &scratch);
+    ck_mp_writer__array(&mw, 2);
+    ck_mp_writer__i64(&mw, -1);
+    ck_mp_writer__array(&mw, 2);
+    ck_mp_writer__i64(&mw, o->times[0]);
+    ck_mp_writer__i64(&mw, o->times[1]);
+    int rc = mw.rc;
+    if (rc == CK_OK)
+        rc = ck_seal__record_put(st, txn, st->dbi_contacts, key, sizeof key, 1, aad, sizeof aad,
+                                 &scratch, o->dk, "cannot write a contact log");
+    ck_buf__free(&scratch);
+    return rc;
+}
+
+/* A log of the old layout still reads (its contacts count), and an
+ * inbound contact added to it keeps them. */
+static void test_old_contact_log(void **state)
+{
+    fx *f = *state;
+    put(f, "OLD", "{\"email\":\"old@x.fr\",\"city\":\"Vic\"}");
+    consent(f, "OLD", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, 0);
+    ck_store *st = f->st;
+    ck_who w = by_ref("OLD");
+    old_log o = {.times = {T0 - DAY, T0}};
+    assert_int_equal(ck_subject_find(o.sid, st, &w), CK_OK);
+    MDB_txn *kt;
+    assert_int_equal(ck_env__read_begin(st, &st->keyring, &kt), CK_OK);
+    assert_int_equal(ck_keyring__get(st, kt, o.sid, o.dk), CK_OK);
+    ck_env__read_end(&st->keyring, kt);
+    assert_int_equal(ck_env__write(st, &st->data, put_old_log, &o), CK_OK);
+    sodium_memzero(o.dk, sizeof o.dk);
+
+    assert_string_equal(reason_of(f, "OLD", "marketing.email", NULL, "email"), "contact_cap");
+    f->now = T0 + 10 * DAY;
+    assert_int_equal(ck_contact_record_v2(st, &w, "email", CK_CONTACT_INBOUND, "inbox"), CK_OK);
+    assert_string_equal(reason_of(f, "OLD", "marketing.email", NULL, "email"), "contact_cap");
+    /* the window slides past the old contacts; the inbound one keeps the
+     * address past its 30 days */
+    f->now = T0 + 30 * DAY;
+    assert_string_equal(reason_of(f, "OLD", "marketing.email", NULL, "email"), "released");
+    json_t *j = purge(f, 0, 0);
+    assert_int_equal(num(j, "values_removed"), 0);
+    json_decref(j);
+    f->now = T0 + 40 * DAY;
+    j = purge(f, 0, 0);
+    assert_int_equal(num(j, "values_removed"), 1);
+    json_decref(j);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -738,6 +807,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_field_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contact_field_inbound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_not_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_contact_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consent_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
