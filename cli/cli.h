@@ -94,6 +94,10 @@ extern const char HELP_COMPACT[];
 int cmd_erase(cli *c, int argc, char **argv);
 extern const char HELP_ERASE[];
 
+/* Retention and consent expiry (cmd_purge.c). */
+int cmd_purge(cli *c, int argc, char **argv);
+extern const char HELP_PURGE[];
+
 /* Subject selection, shared by the commands that name one subject
  * (cmd_data.c): exactly one of --subject ID, --ref R, --lookup FIELD=VALUE,
  * --pseudonym PS, --alias A. A pseudonym's context is the command's own

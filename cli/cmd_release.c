@@ -138,7 +138,7 @@ const char HELP_SEGMENT[] =
 
 const char HELP_CONTACT[] =
     "usage: ckstore [--store DIR] [--key-file FILE] contact record SUBJECT\n"
-    "               --channel C --actor A\n"
+    "               --channel C [--inbound] --actor A\n"
     "       ckstore [--store DIR] [--key-file FILE] contact limit SUBJECT\n"
     "               --channel C --count N|none --actor A\n"
     "\n"
@@ -155,6 +155,11 @@ const char HELP_CONTACT[] =
     "\n"
     "record   count one contact of the subject on the channel, now.\n"
     "         Prints {\"recorded\":true,\"channel\":C}.\n"
+    "         --inbound: the CUSTOMER made this contact (wrote in, called). It\n"
+    "         does not count toward the cap; it keeps the channel's address field\n"
+    "         alive: its retention (see purge) counts from the later of its last\n"
+    "         write and the last inbound contact. Prints {\"recorded\":true,\n"
+    "         \"channel\":C,\"inbound\":true}.\n"
     "limit    the customer's own cap: at most N contacts per window (0: do not\n"
     "         contact), or none to remove it. It can only lower the purposes'\n"
     "         caps. Prints {\"channel\":C,\"limit\":N} (null for none).\n";
@@ -901,10 +906,12 @@ int cmd_contact(cli *c, int argc, char **argv)
     cli_who w = CLI_WHO_INIT;
     const char *channel = NULL, *actor = NULL;
     int count = INT_MIN; /* not given */
+    bool inbound = false;
     static const struct option opts[] = {CLI_WHO_OPTIONS,
                                          {"channel", required_argument, NULL, 'c'},
                                          {"actor", required_argument, NULL, 'a'},
                                          {"count", required_argument, NULL, 'n'},
+                                         {"inbound", no_argument, NULL, 'i'},
                                          {NULL, 0, NULL, 0}};
     int ch;
     optind = 0;
@@ -925,6 +932,11 @@ int cmd_contact(cli *c, int argc, char **argv)
             break;
         case 'a':
             actor = optarg;
+            break;
+        case 'i':
+            if (is_limit)
+                return cli_fail(EXIT_USAGE, "contact limit takes no --inbound");
+            inbound = true;
             break;
         case 'n': {
             unsigned long long n;
@@ -961,16 +973,20 @@ int cmd_contact(cli *c, int argc, char **argv)
     if (code != EXIT_OK)
         return code;
     int rc = is_limit ? ck_contact_limit(st, &w.who, channel, count, actor)
-                      : ck_contact_record(st, &w.who, channel, actor);
+                      : ck_contact_record_v2(st, &w.who, channel, inbound ? CK_CONTACT_INBOUND : 0u,
+                                             actor);
     if (rc != CK_OK) {
         code = cli_fail_rc(rc, st, NULL, what);
     } else if (c->format == FORMAT_TEXT) {
         if (!is_limit)
-            printf("contact recorded on %s\n", channel);
+            printf("%scontact recorded on %s\n", inbound ? "inbound " : "", channel);
         else if (count < 0)
             printf("no contact limit of its own on %s\n", channel);
         else
             printf("contact limit on %s: %d\n", channel, count);
+    } else if (!is_limit && inbound) {
+        code = cli_print_json(
+            json_pack("{s:b, s:s, s:b}", "recorded", 1, "channel", channel, "inbound", 1));
     } else if (!is_limit) {
         code = cli_print_json(json_pack("{s:b, s:s}", "recorded", 1, "channel", channel));
     } else {

@@ -843,9 +843,13 @@ static int write_frames(ck_store *st, pending *batch)
         ck_be64_put(p->enc->p + p->seq_off, seq);
         ck_be32_put(hdr, (uint32_t)p->enc->len);
         chain_hash(head, st, head, p->enc->p, p->enc->len);
-        CK_GUARD(ck_buf__append(&a->wbuf, hdr, sizeof hdr));
-        CK_GUARD(ck_buf__append(&a->wbuf, p->enc->p, p->enc->len));
-        CK_GUARD(ck_buf__append(&a->wbuf, head, HASH_BYTES));
+        rc = ck_buf__append(&a->wbuf, hdr, sizeof hdr);
+        if (rc == CK_OK)
+            rc = ck_buf__append(&a->wbuf, p->enc->p, p->enc->len);
+        if (rc == CK_OK)
+            rc = ck_buf__append(&a->wbuf, head, HASH_BYTES);
+        /* The leader hands its message to every waiter: say why. */
+        CK_ENSURE(rc == CK_OK, ck_err__set(st, rc, "cannot assemble a batch of audit entries"));
         p->seq = seq;
         memcpy(p->hash, head, HASH_BYTES);
     }

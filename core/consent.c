@@ -18,13 +18,15 @@
 #define CONTACT_AAD_BYTES      (4 + CK_STORE_ID_BYTES + CK_SUBJECT_ID_BYTES + 1 + 1)
 #define CONSENT_HISTORY_MAX    100000u /* records of one subject shown */
 
-static const char *const STATE_NAMES[] = {NULL, "granted", "withdrawn", "refused", "objected"};
+static const char *const STATE_NAMES[] = {NULL,      "granted",  "withdrawn",
+                                          "refused", "objected", "expired"};
 
 const char *ck_consent__state_name(ck_consent_state s)
 {
-    return s >= CK_CONSENT_GRANTED && s <= CK_CONSENT_OBJECTED ? STATE_NAMES[s] : "unknown";
+    return s >= CK_CONSENT_GRANTED && s <= CK_CONSENT_EXPIRED ? STATE_NAMES[s] : "unknown";
 }
 
+/* Only the states a caller records: "expired" is written by ck_purge. */
 int ck_consent__state_parse(ck_consent_state *out, const char *s, size_t n)
 {
     for (int i = CK_CONSENT_GRANTED; i <= CK_CONSENT_OBJECTED; i++) {
@@ -90,7 +92,7 @@ int ck_consent__current(ck_consent_cur *out, ck_store *st, MDB_txn *txn,
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read the consent index");
     const uint8_t *p = v.mv_data;
-    if (v.mv_size != CK_CINDEX_VAL_BYTES || p[0] < CK_CONSENT_GRANTED || p[0] > CK_CONSENT_OBJECTED)
+    if (v.mv_size != CK_CINDEX_VAL_BYTES || p[0] < CK_CONSENT_GRANTED || p[0] > CK_CONSENT_EXPIRED)
         return ck_err__set(st, CK_EINTEGRITY, "a consent index entry is malformed");
     out->present = true;
     out->state = (ck_consent_state)p[0];
@@ -200,8 +202,7 @@ int ck_consent__decode(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena
     memcpy(pn, s, l);
     pn[l] = '\0';
     out->purpose = pn;
-    if (ck_mp__u32(&r, &state) != CK_OK || state < CK_CONSENT_GRANTED ||
-        state > CK_CONSENT_OBJECTED)
+    if (ck_mp__u32(&r, &state) != CK_OK || state < CK_CONSENT_GRANTED || state > CK_CONSENT_EXPIRED)
         return CK_EFORMAT;
     out->state = (ck_consent_state)state;
     if (ck_mp__i64(&r, &out->at) != CK_OK || ck_mp__i64(&r, &out->expires) != CK_OK)
@@ -639,6 +640,7 @@ int ck_contact__get(ck_contact_log *out, ck_store *st, MDB_txn *txn,
     out->override = -1;
     out->n = 0;
     out->times = NULL;
+    out->last_inbound = 0;
     contact_key(key, sid, ch);
     MDB_val k = {sizeof key, key}, v;
     int mrc = mdb_get(txn, st->dbi_contacts, &k, &v);
@@ -665,8 +667,15 @@ int ck_contact__get(ck_contact_log *out, ck_store *st, MDB_txn *txn,
     for (uint32_t i = 0; i < n; i++)
         if (ck_mp__i64(&r, &out->times[i]) != CK_OK)
             return ck_err__set(st, CK_EINTEGRITY, "a contact log does not decode");
+    /* A 3rd element (logs written since inbound contacts exist): the time
+     * of the customer's last inbound contact, 0 = none. Older logs have 2;
+     * elements after the ones known are ignored. */
+    int64_t inbound = 0;
+    if (cnt >= 3 && (ck_mp__i64(&r, &inbound) != CK_OK || inbound < 0))
+        return ck_err__set(st, CK_EINTEGRITY, "a contact log does not decode");
     out->override = (int32_t)ov;
     out->n = n;
+    out->last_inbound = inbound;
     return CK_OK;
 }
 
@@ -695,11 +704,12 @@ static int contact_put(ck_wctx *w, ck_subj *s, ck_channel_type ch, const ck_cont
     ck_mp_writer mw;
     ck_buf__reset(&w->scratch);
     ck_mp_writer__init(&mw, &w->scratch);
-    ck_mp_writer__array(&mw, 2);
+    ck_mp_writer__array(&mw, 3);
     ck_mp_writer__i64(&mw, log->override);
     ck_mp_writer__array(&mw, log->n - first);
     for (uint32_t i = first; i < log->n; i++)
         ck_mp_writer__i64(&mw, log->times[i]);
+    ck_mp_writer__i64(&mw, log->last_inbound);
     if (mw.rc != CK_OK) {
         ck_buf__reset(&w->scratch);
         return ck_err__set(st, mw.rc, "cannot encode a contact log");
@@ -718,6 +728,7 @@ typedef struct contact_ctx {
     const char *channel;
     int limit;     /* ck_contact_limit: count, or -1 */
     bool is_limit; /* else: record a contact */
+    bool inbound;  /* a contact the customer initiated: not counted */
     const char *actor;
 } contact_ctx;
 
@@ -732,7 +743,12 @@ static int contact_fn(ck_wctx *w, void *ctx)
     if (rc == CK_OK)
         rc = ck_contact__get(&log, w->st, w->txn, s.sid, c->ch, s.dk, &w->arena);
     int64_t *times = NULL;
-    if (rc == CK_OK && !c->is_limit) {
+    if (rc == CK_OK && c->inbound) {
+        /* Only the last one matters (retention of the channel's address):
+         * nothing more is kept. It never goes back if the clock does. */
+        if (w->now > log.last_inbound)
+            log.last_inbound = w->now;
+    } else if (rc == CK_OK && !c->is_limit) {
         times = ck_arena__alloc(&w->arena, ((size_t)log.n + 1) * sizeof *times);
         if (times == NULL) {
             rc = ck_err__set(w->st, CK_ENOMEM, "out of memory");
@@ -758,12 +774,14 @@ static int contact_fn(ck_wctx *w, void *ctx)
         uint8_t pn[CK_AUDIT_PSEUDONYM_BYTES];
         ck_audit__pseudonym(pn, w->st, s.dk, s.sid);
         ck_audit_detail_item d[2] = {{"channel", c->channel, 0}, {"limit", NULL, c->limit}};
+        if (c->inbound)
+            d[1] = (ck_audit_detail_item){"direction", "inbound", 0};
         ck_audit_entry e = CK_AUDIT_ENTRY_INIT;
         e.actor = c->actor;
         e.action = "contact";
         e.subject = pn;
         e.detail = d;
-        e.n_detail = c->is_limit ? 2 : 1;
+        e.n_detail = c->is_limit || c->inbound ? 2 : 1;
         /* A limit is the customer's wish, like a consent: strict. */
         rc = ck_audit__append(w->st, &e, c->is_limit, NULL, NULL);
     }
@@ -773,7 +791,7 @@ static int contact_fn(ck_wctx *w, void *ctx)
 }
 
 static int contact_change(ck_store *st, const ck_who *who, const char *channel, int limit,
-                          bool is_limit, const char *actor)
+                          bool is_limit, bool inbound, const char *actor)
 {
     if (st == NULL)
         return CK_EINVAL;
@@ -785,18 +803,48 @@ static int contact_change(ck_store *st, const ck_who *who, const char *channel, 
     if (is_limit && (limit < -1 || limit > (int)CK_SCHEMA_CAP_COUNT_MAX))
         return ck_err__set(st, CK_EINVAL, "a contact limit is -1 (none) or 0 to %u",
                            CK_SCHEMA_CAP_COUNT_MAX);
-    contact_ctx c = {who, ch, ck_schema__channel_name(ch), limit, is_limit, actor};
+    contact_ctx c = {who, ch, ck_schema__channel_name(ch), limit, is_limit, inbound, actor};
     return ck_subject__write(st, contact_fn, &c);
 }
 
 CK_EXPORT int ck_contact_record(ck_store *st, const ck_who *who, const char *channel,
                                 const char *actor)
 {
-    return contact_change(st, who, channel, 0, false, actor);
+    return contact_change(st, who, channel, 0, false, false, actor);
+}
+
+CK_EXPORT int ck_contact_record_v2(ck_store *st, const ck_who *who, const char *channel,
+                                   unsigned int flags, const char *actor)
+{
+    if (st == NULL)
+        return CK_EINVAL;
+    if ((flags & ~CK_CONTACT_INBOUND) != 0)
+        return ck_err__set(st, CK_EINVAL, "unknown contact flags 0x%x", flags);
+    return contact_change(st, who, channel, 0, false, (flags & CK_CONTACT_INBOUND) != 0, actor);
+}
+
+int ck_contact__last_inbound(int64_t *out, ck_store *st, MDB_txn *txn, const ck_schema *schema,
+                             const uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field_id,
+                             const unsigned char dk[CK_KEY_BYTES], ck_arena *arena)
+{
+    bool seen[CK_CHANNEL_POST + 1] = {false};
+    *out = 0;
+    for (uint32_t i = 0; i < schema->npurposes; i++) {
+        const ck_schema_channel *ch = &schema->purposes[i].channel;
+        if (ch->type == CK_CHANNEL_NONE || ch->type > CK_CHANNEL_POST || ch->field_id != field_id ||
+            seen[ch->type])
+            continue;
+        seen[ch->type] = true;
+        ck_contact_log log;
+        CK_TRY(ck_contact__get(&log, st, txn, sid, ch->type, dk, arena));
+        if (log.last_inbound > *out)
+            *out = log.last_inbound;
+    }
+    return CK_OK;
 }
 
 CK_EXPORT int ck_contact_limit(ck_store *st, const ck_who *who, const char *channel, int count,
                                const char *actor)
 {
-    return contact_change(st, who, channel, count, true, actor);
+    return contact_change(st, who, channel, count, true, false, actor);
 }

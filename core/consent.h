@@ -15,7 +15,9 @@
  *             against the sealed record it names before anything is
  *             released.
  *   contacts: sid (16) || channel (u8) -> sealed [override (int, -1 =
- *             none), [contact times (Unix s), oldest first]].
+ *             none), [outbound contact times (Unix s), oldest first],
+ *             last inbound contact (Unix s, 0 = none)]; logs written
+ *             before inbound contacts existed have no 3rd element.
  * A purpose tag is BLAKE2b-64 under the blind-index subkey of the purpose's
  * name: purposes are named in no key.
  */
@@ -96,7 +98,9 @@ int ck_consent__audit(ck_store *st, const char *actor, const unsigned char dk[CK
                       ck_consent_state state, const char *via);
 
 const char *ck_consent__state_name(ck_consent_state s);
-/* CK_OK and the state for "granted", "withdrawn", "refused", "objected". */
+/* CK_OK and the state for "granted", "withdrawn", "refused", "objected"
+ * (not "expired", which only ck_purge records; ck_consent__state_name
+ * names all five). */
 int ck_consent__state_parse(ck_consent_state *out, const char *s, size_t n);
 
 /* ------------------------------------------------------------------------ */
@@ -106,7 +110,8 @@ int ck_consent__state_parse(ck_consent_state *out, const char *s, size_t n);
 typedef struct ck_contact_log {
     int32_t override; /* -1: none */
     uint32_t n;
-    int64_t *times; /* in the arena */
+    int64_t *times;       /* outbound contacts (they count toward the cap), in the arena */
+    int64_t last_inbound; /* the customer's last inbound contact (Unix s), 0 = none */
 } ck_contact_log;
 
 /* The log of (sid, channel); an empty one (override -1, n 0) if none. */
@@ -115,6 +120,14 @@ int ck_contact__get(ck_contact_log *out, ck_store *st, MDB_txn *txn,
                     const unsigned char dk[CK_KEY_BYTES], ck_arena *arena);
 /* Contacts of the log within [now - days, now]. */
 uint32_t ck_contact__count(const ck_contact_log *log, int64_t now, uint32_t days);
+
+/* The customer's last inbound contact (Unix s; 0 = none) on any channel
+ * whose address field, for some purpose of `schema`, is field `field_id`:
+ * retention of such a field counts from the later of its write time and
+ * this (purge.c and release.c). 0 for a field that is no channel's. */
+int ck_contact__last_inbound(int64_t *out, ck_store *st, MDB_txn *txn, const ck_schema *schema,
+                             const uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field_id,
+                             const unsigned char dk[CK_KEY_BYTES], ck_arena *arena);
 
 int ck_channel__parse(ck_channel_type *out, const char *s);
 

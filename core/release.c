@@ -18,6 +18,9 @@
  *   4. contact_cap      the channel's address field, once the subject's cap
  *                       for the channel is reached in its window
  *   5. retention        the value is older than the field's retention
+ *                       (a channel's address field: counted from the later
+ *                       of its write and the customer's last inbound
+ *                       contact on the channel)
  *   6. unset            no value - said only of a field that would
  *                       otherwise have been released
  *
@@ -127,6 +130,9 @@ static int basis_reason(rel_ctx *rc, const ck_schema_field *f, ck_reason *out, c
         case CK_CONSENT_OBJECTED:
             *out = CK_WITHHELD_OBJECTED;
             return CK_OK;
+        case CK_CONSENT_EXPIRED: /* closed by a purge: as a granted one past expiry */
+            *out = CK_WITHHELD_EXPIRED;
+            return CK_OK;
         case CK_CONSENT_GRANTED:
             break;
         }
@@ -209,8 +215,15 @@ static int eval_field(rel_ctx *rc, const ck_schema_field *f, ck_field_result *ou
     }
     CK_TRY(rc_);
     if (f->retention_days > 0 && written + (int64_t)f->retention_days * 86400 <= rc->now) {
-        out->reason = CK_WITHHELD_RETENTION;
-        return CK_OK;
+        /* A channel's address counts from the customer's last inbound
+         * contact when that is later (the rule ck_purge applies). */
+        int64_t inbound = 0;
+        CK_TRY(ck_contact__last_inbound(&inbound, rc->st, rc->txn, rc->schema, rc->sid, f->id,
+                                        rc->dk, arena));
+        if (inbound + (int64_t)f->retention_days * 86400 <= rc->now) {
+            out->reason = CK_WITHHELD_RETENTION;
+            return CK_OK;
+        }
     }
     rc_ = ck_value__minimize(&out->value, &raw, &rc->p->min[pos], arena);
     if (rc_ != CK_OK)

@@ -290,6 +290,9 @@ static int count_purpose(cstate *out, ck_store *st, MDB_cursor *cur, const ck_sc
         case CK_CONSENT_OBJECTED:
             out->objected++;
             break;
+        case CK_CONSENT_EXPIRED: /* closed by a purge */
+            out->expired++;
+            break;
         default:
             return ck_err__set(st, CK_EINTEGRITY, "a consent index entry is malformed");
         }

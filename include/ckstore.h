@@ -644,7 +644,10 @@ typedef enum ck_consent_state {
     CK_CONSENT_GRANTED = 1,
     CK_CONSENT_WITHDRAWN = 2,
     CK_CONSENT_REFUSED = 3,
-    CK_CONSENT_OBJECTED = 4 /* objection (art. 21) to a legitimate interest */
+    CK_CONSENT_OBJECTED = 4, /* objection (art. 21) to a legitimate interest */
+    CK_CONSENT_EXPIRED = 5   /* a granted consent whose expiry passed, closed by
+                                ck_purge; never recorded by a caller
+                                (ck_consent_record refuses it) */
 } ck_consent_state;
 
 #define CK_CONSENT_VERSION 1
@@ -686,7 +689,8 @@ typedef struct ck_consent {
  * committed: a consent change that cannot be audited is not made.
  * Returns CK_OK; CK_ENOTFOUND (no such subject, or no schema); CK_EINVAL
  * (unknown purpose, a scope field the purpose does not declare, a bad
- * state: the message says which); CK_EDENIED; CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ * state - CK_CONSENT_EXPIRED included: only ck_purge records it; the
+ * message says which); CK_EDENIED; CK_EIO; CK_ENOSPC; CK_ENOMEM.
  */
 CK_EXPORT int ck_consent_record(ck_store *st, const ck_who *who, const ck_consent *c,
                                 const char *actor);
@@ -897,9 +901,37 @@ CK_EXPORT void ck_result_free(ck_result *r);
 
 /* ck_contact_record - count one contact of the subject on `channel`
  * ("email", "sms", "phone", "post"), now. Audited. CK_OK; CK_ENOTFOUND;
- * CK_EINVAL; CK_EDENIED; CK_EIO. */
+ * CK_EINVAL; CK_EDENIED; CK_EIO. The same as ck_contact_record_v2 with
+ * flags 0. */
 CK_EXPORT int ck_contact_record(ck_store *st, const ck_who *who, const char *channel,
                                 const char *actor);
+
+/* ck_contact_record_v2 flag: the CUSTOMER made the contact (wrote in,
+ * called, answered). */
+#define CK_CONTACT_INBOUND 0x1u
+
+/*
+ * ck_contact_record_v2 - record one contact of the subject on `channel`
+ * ("email", "sms", "phone", "post"), now (the store's clock).
+ *
+ * flags in: 0 - a contact the company made: it counts toward the channel's
+ *              cap (as ck_contact_record).
+ *           CK_CONTACT_INBOUND - a contact the customer initiated: it
+ *              does NOT count toward the cap; it keeps the channel's
+ *              address alive: a field that is the address field of some
+ *              purpose's channel is kept (by ck_purge) and released (by
+ *              ck_release) for its retention_days counted from the later
+ *              of its write time and the customer's last inbound contact
+ *              on that channel. Only the time of the last one is kept.
+ * actor in: who records it (audit log, action "contact", detail
+ *           "channel" and, for an inbound one, "direction": "inbound").
+ *
+ * Returns CK_OK; CK_ENOTFOUND; CK_EINVAL (unknown channel or flag, no
+ * actor); CK_EDENIED (read-only); CK_EINTEGRITY; CK_EIO; CK_ENOSPC;
+ * CK_ENOMEM.
+ */
+CK_EXPORT int ck_contact_record_v2(ck_store *st, const ck_who *who, const char *channel,
+                                   unsigned int flags, const char *actor);
 
 /* ck_contact_limit - the subject's own cap on `channel`: at most `count`
  * contacts per window (0 = do not contact), or -1 to remove the override.
@@ -1052,6 +1084,90 @@ CK_EXPORT int ck_backup(ck_store *st, const char *dir, const char *actor);
  * the store reopened (the files in place are whole: old or new).
  */
 CK_EXPORT int ck_compact(ck_store *st, const char *actor);
+
+/* ------------------------------------------------------------------------ */
+/* Purge: field retention and consent expiry                                */
+/* ------------------------------------------------------------------------ */
+
+/* ck_purge_options.flags: compute the figures, change nothing. */
+#define CK_PURGE_DRY_RUN 0x1u
+
+#define CK_PURGE_OPTIONS_VERSION 1
+
+/* How ck_purge runs. Start from CK_PURGE_OPTIONS_INIT. */
+typedef struct ck_purge_options {
+    unsigned int version;        /* CK_PURGE_OPTIONS_VERSION */
+    unsigned int flags;          /* 0 or CK_PURGE_DRY_RUN */
+    unsigned int batch_subjects; /* subjects per write transaction (each
+                                    committed on its own); 0 = 512, at most
+                                    65536 */
+} ck_purge_options;
+
+#define CK_PURGE_OPTIONS_INIT                                                                      \
+    {                                                                                              \
+        CK_PURGE_OPTIONS_VERSION, 0u, 0u                                                           \
+    }
+
+/*
+ * ck_purge - apply field retention and consent expiry to every subject.
+ *
+ * out   out: optional (NULL allowed): the figures as one line of JSON, free
+ *            with ck_free(); NULL on failure:
+ *              {"dry_run":false,"values_removed":N,"consents_expired":M,
+ *               "subjects":K,"by_field":{"<field>":n,...},
+ *               "by_purpose":{"<purpose>":n,...}}
+ *            K counts the subjects changed; by_field and by_purpose name
+ *            only what was removed or expired (names in byte order). It
+ *            holds names and counts only: never a value, a ref or a
+ *            pseudonym.
+ * st    in:  an open store (read-only is fine for a dry run).
+ * opts  in:  NULL for the defaults, or options whose version is set.
+ * actor in:  who purges (1 to 256 bytes of text): the audit entries' actor
+ *            and the collector of the records it appends.
+ *
+ * Time is the store's clock (ck_options.clock). What it does, for the
+ * schema in force:
+ *  - a value of a field with retention_days > 0 is deleted once it is
+ *    retention_days old (at write time + retention_days * 86400 <= now,
+ *    exactly when ck_release starts to withhold it with
+ *    CK_WITHHELD_RETENTION) - the same deletion as ck_put with a NULL
+ *    value: an identifying field's blind index goes with it, so the
+ *    subject can no longer be looked up by it. Age counts from the
+ *    value's last write; for a field that is the address field of some
+ *    purpose's contact channel, from the later of that and the customer's
+ *    last inbound contact on such a channel (ck_contact_record_v2 with
+ *    CK_CONTACT_INBOUND);
+ *  - a subject's current consent record of a purpose of the schema that is
+ *    granted with an expiry at or before now is closed by a new record in
+ *    state CK_CONSENT_EXPIRED: same scope, recipients and expiry, `at` the
+ *    expiry, source "purge", collector `actor`. Release keeps saying
+ *    CK_WITHHELD_EXPIRED; a later grant supersedes it as usual. An
+ *    expired record is never expired again: purging twice changes
+ *    nothing the second time.
+ *
+ * Subjects are taken in id order, `batch_subjects` per write transaction:
+ * no giant transaction, and each batch commits whole or not at all. Before
+ * a batch commits, one audit entry per subject it changes is appended and
+ * fsync'ed (action "purge", the subject's audit pseudonym, the fields whose
+ * values went as `withheld` with reason "retention", detail
+ * values_removed and consents_expired), and one "consent" entry per
+ * consent it closed (state "expired", via "purge"); see docs/audit.md. If
+ * they cannot be written the batch is not committed. After a failure or a
+ * crash the batches committed before stay, the store is consistent, and
+ * running ck_purge again finishes the job (its figures then count only
+ * what that run did).
+ *
+ * With CK_PURGE_DRY_RUN nothing is written - not even to the audit log,
+ * like ck_audit_report_json: it reveals names and counts only - and the
+ * figures are those a real run at the same clock would give.
+ *
+ * Returns CK_OK (also when nothing is due, or no schema was applied yet:
+ * all zero); CK_EINVAL (no actor, bad options); CK_EDENIED (read-only, not
+ * a dry run); CK_EINTEGRITY (a record that does not authenticate, the
+ * consent index disagreeing with a record); CK_EIO / CK_ENOSPC (the audit
+ * entries or a commit could not be written); CK_ENOMEM.
+ */
+CK_EXPORT int ck_purge(char **out, ck_store *st, const ck_purge_options *opts, const char *actor);
 
 /* ------------------------------------------------------------------------ */
 /* Audit log                                                                */

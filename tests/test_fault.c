@@ -1,9 +1,10 @@
 /*
  * test_fault.c - make the Nth allocation / write / fsync / transaction
- * begin or commit fail, for every N, through init, open, a key-slot change
- * and a sealed write. At every N the call must fail cleanly (an error code,
- * no crash, no leak under LeakSanitizer) and leave the store as it was:
- * nothing committed lost, nothing half-written visible.
+ * begin or commit fail, for every N, through init, open, a key-slot change,
+ * a sealed write, an import, a consent change, a release and a purge. At
+ * every N the call must fail cleanly (an error code, no crash, no leak
+ * under LeakSanitizer) and leave the store as it was: nothing committed
+ * lost, nothing half-written visible.
  *
  * Needs a build with -DCK_FAULT_INJECTION=ON (the CI sanitizer build);
  * elsewhere every test is skipped, and says so.
@@ -449,6 +450,176 @@ static void test_consent_release_every_fault(void **state)
     assert_true(n > 5 && n < MAX_N);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Purge                                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define PURGE_T0       1767225600 /* 2026-01-01 */
+#define PURGE_SUBJECTS 5
+
+static const char PURGE_SCHEMA[] =
+    "{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\","
+    "\"identifying\":true,\"retention_days\":10},"
+    "\"note\":{\"type\":\"string\",\"sensitivity\":\"personal\",\"retention_days\":10},"
+    "\"city\":{\"type\":\"string\",\"sensitivity\":\"personal\"}},"
+    "\"purposes\":{\"news\":{\"basis\":\"consent\",\"description\":\"d\",\"benefit\":\"b\","
+    "\"fields\":[\"city\"]},"
+    "\"service\":{\"basis\":\"contract\",\"description\":\"d\",\"benefit\":\"b\","
+    "\"fields\":[\"email\",\"note\",\"city\"]}}}";
+
+static int64_t purge_clock(void *ctx)
+{
+    return *(const int64_t *)ctx;
+}
+
+static ck_store *open_clocked(const fx *f, int64_t *now)
+{
+    ck_options o = CK_OPTIONS_INIT;
+    o.key_file = f->key;
+    o.clock = purge_clock;
+    o.clock_ctx = now;
+    ck_store *st = NULL;
+    assert_int_equal(ck_open(&st, f->dir, &o), CK_OK);
+    return st;
+}
+
+/* Copy the regular files of `from` into a new directory `to`. */
+static void copy_dir(const char *from, const char *to)
+{
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    assert_int_equal(mkdir(to, 0700), 0);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char src[PATH_MAX], dst[PATH_MAX];
+        struct stat sb;
+        tu_path(src, sizeof src, from, e->d_name);
+        tu_path(dst, sizeof dst, to, e->d_name);
+        if (stat(src, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        size_t len;
+        unsigned char *data = tu_read_file(src, &len);
+        assert_true(data != NULL || len == 0);
+        tu_write_file(dst, data != NULL ? data : (const unsigned char *)"", len, 0600);
+        free(data);
+    }
+    closedir(d);
+}
+
+/* Subject P<i> purged whole (its values gone, its look-up gone, its
+ * consent expired), or not at all. Returns whether it was purged. */
+static bool purged_whole(ck_store *st, int i)
+{
+    char ref[8], email[32];
+    snprintf(ref, sizeof ref, "P%d", i);
+    snprintf(email, sizeof email, "p%d@x.fr", i);
+    ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
+    ck_request r = CK_REQUEST_INIT;
+    r.actor = "t";
+    r.purpose = "service";
+    r.subject = w;
+    ck_result *res = NULL;
+    if (ck_release(&res, st, &r) != CK_OK)
+        fail_msg("release of %s: %s", ref, ck_errmsg(st));
+    /* email, note, city */
+    bool gone = ck_result_field(res, 0)->reason == CK_WITHHELD_UNSET;
+    if ((ck_result_field(res, 1)->reason == CK_WITHHELD_UNSET) != gone ||
+        ck_result_field(res, 2)->reason != CK_RELEASED)
+        fail_msg("%s is half-purged: email %s, note %s", ref,
+                 ck_reason_name(ck_result_field(res, 0)->reason),
+                 ck_reason_name(ck_result_field(res, 1)->reason));
+    ck_result_free(res);
+    unsigned char id[CK_SUBJECT_ID_BYTES];
+    ck_who lw = {CK_BY_LOOKUP, email, 0, "email", NULL, NULL};
+    int found = ck_subject_find(id, st, &lw);
+    if (found != (gone ? CK_ENOTFOUND : CK_OK))
+        fail_msg("%s: value %s but look-up %d", ref, gone ? "gone" : "kept", found);
+    char *js = NULL;
+    if (ck_consent_json(&js, st, &w) != CK_OK)
+        fail_msg("consents of %s: %s", ref, ck_errmsg(st));
+    bool expired = strstr(js, "\"state\":\"expired\"") != NULL;
+    ck_free(js);
+    if (expired != gone)
+        fail_msg("%s: values %s but consent %s", ref, gone ? "gone" : "kept",
+                 expired ? "expired" : "not expired");
+    return gone;
+}
+
+/* A purge in batches of 2: at every fault the subjects are purged whole
+ * or not at all, the log verifies, and a second run finishes the job. */
+static void test_purge_every_fault(void **state)
+{
+    fx *f = *state;
+    int64_t now = PURGE_T0;
+    char tmpl[PATH_MAX];
+    tu_path(tmpl, sizeof tmpl, f->root, "template");
+    {
+        ck_options o = opts(f, CK_INIT_CREATE_KEY_FILE);
+        o.clock = purge_clock;
+        o.clock_ctx = &now;
+        ck_store *st = NULL;
+        assert_int_equal(ck_init(&st, tmpl, &o), CK_OK);
+        assert_int_equal(ck_schema_apply(st, PURGE_SCHEMA, strlen(PURGE_SCHEMA), 0, NULL), CK_OK);
+        for (int i = 0; i < PURGE_SUBJECTS; i++) {
+            char ref[8], js[128];
+            snprintf(ref, sizeof ref, "P%d", i);
+            snprintf(js, sizeof js, "{\"email\":\"p%d@x.fr\",\"note\":\"n\",\"city\":\"c\"}", i);
+            ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
+            assert_int_equal(ck_put_json(NULL, st, &w, js, strlen(js), CK_PUT_CREATE), CK_OK);
+            ck_consent c = CK_CONSENT_INIT;
+            c.purpose = "news";
+            c.state = CK_CONSENT_GRANTED;
+            c.expires = PURGE_T0 + 5 * 86400;
+            assert_int_equal(ck_consent_record(st, &w, &c, "crm"), CK_OK);
+        }
+        ck_close(st);
+    }
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        tu_rmtree(f->dir);
+        copy_dir(tmpl, f->dir);
+        now = PURGE_T0 + 20 * 86400;
+        ck_store *st = open_clocked(f, &now);
+        ck_purge_options po = CK_PURGE_OPTIONS_INIT;
+        po.batch_subjects = 2;
+        char *out = NULL;
+        ck_fault__arm(n);
+        int rc = ck_purge(&out, st, &po, "dpo");
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        if (rc != CK_OK) {
+            assert_clean_failure(rc);
+            assert_null(out);
+            if (ck_errmsg(st)[0] == '\0')
+                fail_msg("fault %lu: purge failed (%d) without a message", n, rc);
+        }
+        ck_free(out);
+        ck_close(st); /* a failed fsync poisons the handle's log: reopen */
+        st = open_clocked(f, &now);
+        int done = 0;
+        for (int i = 0; i < PURGE_SUBJECTS; i++)
+            done += purged_whole(st, i);
+        if (rc == CK_OK && done != PURGE_SUBJECTS)
+            fail_msg("fault %lu: purge succeeded but %d of %d subjects purged", n, done,
+                     PURGE_SUBJECTS);
+        assert_log_verifies(st);
+        /* the re-run finishes the job, and counts only what is left */
+        assert_int_equal(ck_purge(&out, st, &po, "dpo"), CK_OK);
+        char want[64];
+        snprintf(want, sizeof want, "\"values_removed\":%d,", 2 * (PURGE_SUBJECTS - done));
+        if (strstr(out, want) == NULL)
+            fail_msg("fault %lu: %d were purged, the re-run says %s", n, done, out);
+        ck_free(out);
+        for (int i = 0; i < PURGE_SUBJECTS; i++)
+            assert_true(purged_whole(st, i));
+        assert_log_verifies(st);
+        ck_close(st);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 20 && n < MAX_N);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -460,6 +631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sealed_write_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consent_release_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_every_fault, setup, teardown),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }

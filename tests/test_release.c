@@ -544,6 +544,36 @@ static void test_contact_cap(void **state)
     assert_string_equal(reason_of(f, "K", "marketing.email", NULL, "email"), "withdrawn");
 }
 
+/* A contact the customer initiated does not count toward the cap. */
+static void test_inbound_contacts(void **state)
+{
+    fx *f = *state;
+    put(f, "IN", "{\"email\":\"in@x.fr\",\"first_name\":\"Ines\"}");
+    consent(f, "IN", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, 0);
+    ck_who w = by_ref("IN");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ck_contact_record_v2(f->st, &w, "email", CK_CONTACT_INBOUND, "inbox"),
+                         CK_OK);
+    assert_string_equal(reason_of(f, "IN", "marketing.email", NULL, "email"), "released");
+    /* outbound ones do, through either call */
+    assert_int_equal(ck_contact_record_v2(f->st, &w, "email", 0, "mailer"), CK_OK);
+    assert_string_equal(reason_of(f, "IN", "marketing.email", NULL, "email"), "released");
+    assert_int_equal(ck_contact_record(f->st, &w, "email", "mailer"), CK_OK);
+    assert_string_equal(reason_of(f, "IN", "marketing.email", NULL, "email"), "contact_cap");
+    /* and an inbound one after the cap does not lift it */
+    assert_int_equal(ck_contact_record_v2(f->st, &w, "email", CK_CONTACT_INBOUND, "inbox"), CK_OK);
+    assert_string_equal(reason_of(f, "IN", "marketing.email", NULL, "email"), "contact_cap");
+    /* bad flags, channel, actor: refused */
+    assert_int_equal(ck_contact_record_v2(f->st, &w, "email", 0x2u, "inbox"), CK_EINVAL);
+    assert_int_equal(ck_contact_record_v2(f->st, &w, "pigeon", CK_CONTACT_INBOUND, "inbox"),
+                     CK_EINVAL);
+    assert_int_equal(ck_contact_record_v2(f->st, &w, "email", CK_CONTACT_INBOUND, NULL), CK_EINVAL);
+    assert_int_equal(ck_contact_record_v2(NULL, &w, "email", 0, "inbox"), CK_EINVAL);
+    ck_who nobody = by_ref("NOBODY");
+    assert_int_equal(ck_contact_record_v2(f->st, &nobody, "email", CK_CONTACT_INBOUND, "inbox"),
+                     CK_ENOTFOUND);
+}
+
 static void test_errors(void **state)
 {
     fx *f = *state;
@@ -721,6 +751,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_bases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contact_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_contacts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consent_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment, setup, teardown),

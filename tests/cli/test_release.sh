@@ -365,12 +365,20 @@ expect_rc 2 ck contact limit --ref C-C --channel email --actor crm
 expect_rc 2 ck contact limit --ref C-C --channel email --actor crm --count -2
 expect_rc 2 ck contact limit --ref C-C --channel email --actor crm --count many
 expect_rc 3 ck contact record --ref C-404 --channel email --actor crm
+expect_rc 2 ck contact limit --ref C-C --channel email --count 1 --inbound --actor crm
 
 expect_rc 0 ck consent grant --ref C-C --purpose marketing.email --actor dpo
 get marketing.email C-C
 expect_json 'd["released"] == {"email": "carol@example.org", "first_name": "Carol"}'
 expect_rc 0 ck contact record --ref C-C --channel email --actor mailer
 expect_out '^\{"recorded":true,"channel":"email"\}$'
+# Contacts the customer made do not count toward the cap.
+for i in 1 2 3; do
+    expect_rc 0 ck contact record --ref C-C --channel email --inbound --actor inbox
+done
+expect_out '^\{"recorded":true,"channel":"email","inbound":true\}$'
+expect_rc 0 ck --format text contact record --ref C-C --channel email --inbound --actor inbox
+expect_out '^inbound contact recorded on email$'
 get marketing.email C-C
 expect_json 'd["released"]["email"] == "carol@example.org"'
 expect_rc 0 ck contact record --ref C-C --channel email --actor mailer

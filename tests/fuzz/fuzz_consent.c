@@ -6,9 +6,10 @@
  * Properties checked (abort() on violation):
  *  - a failed decode returns CK_EFORMAT (CK_ENOMEM aside), never reads past
  *    the input (ASan), never crashes;
- *  - a decoded record is consistent: a known state, a purpose name of 1 to
- *    64 bytes, NUL-terminated strings, counts within their limits, a
- *    TC string only of base64url characters and dots;
+ *  - a decoded record is consistent: a known state (1 to 5, "expired"
+ *    included), a purpose name of 1 to 64 bytes, NUL-terminated strings,
+ *    counts within their limits, a TC string only of base64url characters
+ *    and dots;
  *  - re-encoding the decoded record the way consent.c writes it and
  *    decoding again gives the same record.
  *
@@ -88,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     size_t pl = strlen(r.purpose);
-    if (r.state < CK_CONSENT_GRANTED || r.state > CK_CONSENT_OBJECTED || pl == 0 ||
+    if (r.state < CK_CONSENT_GRANTED || r.state > CK_CONSENT_EXPIRED || pl == 0 ||
         pl > CK_SCHEMA_NAME_MAX || r.nrecipients > CK_CONSENT_RECIPS_MAX ||
         r.nfields > CK_SCHEMA_FIELDS_MAX)
         abort();
