@@ -467,7 +467,7 @@ static int figures_json(char **out, ck_store *st, const figures *f, bool dry)
         if (*out == NULL)
             rc = ck_err__set(st, CK_ENOMEM, "out of memory");
     }
-    free(text);
+    ck_out__json_text_free(text);
     json_decref(bf);
     json_decref(bp);
     json_decref(root);
