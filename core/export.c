@@ -42,6 +42,7 @@ typedef struct exp_ctx {
     unsigned char *dk; /* guarded: the subject's data key */
     uint8_t pn[CK_AUDIT_PSEUDONYM_BYTES];
     int64_t created;
+    int64_t now;        /* the store's clock, read once */
     ck_subj subj;       /* the subject record (index entries) */
     ck_arena arena;     /* consent records, contact logs (wiped) */
     ck_arena varena;    /* one decoded value at a time (wiped) */
@@ -135,7 +136,7 @@ static int w_header(exp_ctx *e)
     CK_TRY(w_lit(st, b, "{\"format\":"));
     CK_TRY(w_int(st, b, EXPORT_FORMAT));
     CK_TRY(w_key(st, b, "generated", false));
-    CK_TRY(w_time(st, b, ck_store__now(st)));
+    CK_TRY(w_time(st, b, e->now));
     CK_TRY(w_key(st, b, "subject", false));
     CK_TRY(w_str(st, b, hex));
     sodium_memzero(hex, sizeof hex);
@@ -312,7 +313,7 @@ static int w_purposes(exp_ctx *e)
 {
     ck_store *st = e->st;
     ck_buf *b = e->b;
-    int64_t now = ck_store__now(st);
+    int64_t now = e->now;
     CK_TRY(w_key(st, b, "purposes", false));
     CK_TRY(w_raw(st, b, "{", 1));
     for (uint32_t i = 0; i < e->schema->npurposes; i++) {
@@ -613,6 +614,7 @@ CK_EXPORT int ck_export(char **out, ck_store *st, const ck_who *who, const char 
     exp_ctx e;
     memset(&e, 0, sizeof e);
     e.st = st;
+    e.now = ck_store__now(st);
     e.b = &b;
     e.hist = (ck_buf)CK_BUF_SECURE_INIT;
     e.arena = (ck_arena)CK_ARENA_INIT;
