@@ -1126,7 +1126,9 @@ CK_EXPORT int ck_compact(ck_store *st, const char *actor);
  * read it as a formula (the quote is not part of the data).
  *
  * Everything comes from one snapshot of the store (one read transaction);
- * the audit log is read as ck_audit_query reads it, its chain checked.
+ * the audit log is read as ck_audit_query reads it, its chain checked. The
+ * JSON export walks the whole log, so its time grows with the log's size
+ * (the CSV export does not read the log).
  * Before the text is handed out an audit entry is written and fsync'ed:
  * action "export", the subject's audit pseudonym, detail "format" (json or
  * csv) and the counts "consents", "fields", "releases" (JSON only) - never
