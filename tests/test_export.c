@@ -565,6 +565,16 @@ static void test_audited(void **state)
     ck_audit_cursor_free(c);
     assert_int_equal(n, 2);
 
+    /* the DPO's report counts them */
+    char *rep = NULL;
+    assert_int_equal(ck_audit_report_json(&rep, f->st, NULL), CK_OK);
+    json_t *rj = json_loads(rep, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(rj, "exports")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rj, "actions"), "export")),
+                     2);
+    json_decref(rj);
+    ck_free(rep);
+
     /* no value, ref or alias anywhere in the log */
     static const char *const values[] = {"Alice.Martin@Example.org",
                                          "Alicia",
