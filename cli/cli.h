@@ -165,6 +165,10 @@ extern const char HELP_GET[];
 extern const char HELP_SEGMENT[];
 extern const char HELP_CONTACT[];
 
+/* The customer's access and portability export (cmd_export.c). */
+int cmd_export(cli *c, int argc, char **argv);
+extern const char HELP_EXPORT[];
+
 /* Audit log, verify, checkpoint (cmd_audit.c). */
 int cmd_audit(cli *c, int argc, char **argv);
 extern const char HELP_AUDIT[];

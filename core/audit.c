@@ -1654,7 +1654,12 @@ static int walker_next(walker *w, ck_audit_record *rec, ck_arena *arena)
             return CK_ENOTFOUND;
         }
         ck_arena__reset(arena);
-        if (ck_audit__decode(rec, f.entry, f.len, arena) != CK_OK)
+        int drc = ck_audit__decode(rec, f.entry, f.len, arena);
+        /* Running out of memory while decoding says nothing of the entry:
+         * it must not be reported as tampering. */
+        if (drc == CK_ENOMEM)
+            return ck_err__set(w->st, CK_ENOMEM, "out of memory");
+        if (drc != CK_OK)
             return walker_fail(w, CK_AUDIT_PROBLEM_UNDECODABLE, f.offset,
                                "the entry does not decode");
         if (rec->seq != w->expect)

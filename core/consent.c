@@ -6,9 +6,10 @@
 #include "consent.h"
 
 #include "audit.h"
+#include "value.h"
 
 #include <errno.h>
-#include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -480,48 +481,212 @@ CK_EXPORT int ck_consent_record(ck_store *st, const ck_who *who, const ck_consen
     return ck_subject__write(st, record_fn, &rc_);
 }
 
-static json_t *time_json(int64_t t)
+/* ------------------------------------------------------------------------ */
+/* A subject's records, and their JSON (ck_consent_json, ck_export)          */
+/* ------------------------------------------------------------------------ */
+
+void ck_consent__list_free(ck_consent_list *l)
+{
+    if (l->recs != NULL) {
+        sodium_memzero(l->recs, l->cap * sizeof *l->recs);
+        ck_mem__free(l->recs);
+    }
+    ck_mem__free(l->order);
+    memset(l, 0, sizeof *l);
+}
+
+/* Make room for one more record. */
+static int list_grow(ck_store *st, ck_consent_list *l)
+{
+    if (l->n < l->cap)
+        return CK_OK;
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    ck_consent_rec *p = ck_mem__malloc(cap * sizeof *p);
+    if (p == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    if (l->n > 0)
+        memcpy(p, l->recs, l->n * sizeof *p);
+    if (l->recs != NULL) {
+        sodium_memzero(l->recs, l->cap * sizeof *l->recs);
+        ck_mem__free(l->recs);
+    }
+    l->recs = p;
+    l->cap = cap;
+    return CK_OK;
+}
+
+/* order[] = the positions of `r`, stably sorted by when the store recorded
+ * each record (bottom-up merge sort: the history may be long). */
+static void sort_recorded(size_t *order, size_t *tmp, const ck_consent_rec *r, size_t n)
+{
+    size_t *src = order, *dst = tmp;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi)
+                dst[o++] = r[src[b]].recorded_ns < r[src[a]].recorded_ns ? src[b++] : src[a++];
+            while (a < mid)
+                dst[o++] = src[a++];
+            while (b < hi)
+                dst[o++] = src[b++];
+        }
+        size_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != order)
+        memcpy(order, src, n * sizeof *order);
+}
+
+int ck_consent__list(ck_consent_list *out, ck_store *st, MDB_txn *txn,
+                     const uint8_t sid[CK_SUBJECT_ID_BYTES], const unsigned char dk[CK_KEY_BYTES],
+                     ck_arena *arena)
+{
+    int rc;
+    MDB_cursor *cur = NULL;
+    size_t *tmp = NULL;
+    memset(out, 0, sizeof *out);
+    int mrc = mdb_cursor_open(txn, st->dbi_consents, &cur);
+    CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot read consents"));
+    MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid}, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != CK_CONSENT_KEY_BYTES || memcmp(k.mv_data, sid, CK_SUBJECT_ID_BYTES) != 0)
+            break;
+        CK_ENSURE(out->n < CONSENT_HISTORY_MAX,
+                  ck_err__set(st, CK_ELIMIT, "more than %u consent records", CONSENT_HISTORY_MAX));
+        CK_GUARD(list_grow(st, out));
+        CK_GUARD(open_record(&out->recs[out->n], st, k.mv_data, &v, dk, arena));
+        out->n++;
+    }
+    CK_ENSURE(mrc == 0 || mrc == MDB_NOTFOUND, ck_err__mdb(st, mrc, "cannot read consents"));
+    /* History in the order the store learned it, across purposes (records
+     * of one purpose are adjacent in key order, not in time). */
+    out->order = ck_mem__malloc((out->n ? out->n : 1) * sizeof *out->order);
+    tmp = ck_mem__malloc((out->n ? out->n : 1) * sizeof *tmp);
+    CK_ENSURE(out->order != NULL && tmp != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    sort_recorded(out->order, tmp, out->recs, out->n);
+    rc = CK_OK;
+cleanup:
+    ck_mem__free(tmp);
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (rc != CK_OK)
+        ck_consent__list_free(out);
+    return rc;
+}
+
+bool ck_consent__is_current(const ck_consent_list *l, size_t i)
+{
+    return i + 1 == l->n || strcmp(l->recs[i].purpose, l->recs[i + 1].purpose) != 0;
+}
+
+void ck_consent__time_text(char out[CK_TS_TEXT_MAX], int64_t sec, int32_t nsec)
 {
     ck_value v;
-    char buf[CK_TS_TEXT_MAX];
     memset(&v, 0, sizeof v);
     v.type = CK_TYPE_TIMESTAMP;
-    v.u.ts.sec = t;
-    if (ck_ts__format(buf, sizeof buf, &v) != CK_OK)
-        return json_integer(t);
-    return json_string(buf);
+    v.u.ts.sec = sec;
+    v.u.ts.nsec = nsec;
+    if (ck_ts__format(out, CK_TS_TEXT_MAX, &v) != CK_OK)
+        out[0] = '\0';
 }
 
-static json_t *str_list_json(const char *const *v, uint32_t n)
+/* A time of a record: RFC 3339 UTC, or the integer when it has no such
+ * form (a year past 9999). */
+static int time_json(ck_buf *b, int64_t t)
 {
-    json_t *a = json_array();
-    for (uint32_t i = 0; a != NULL && i < n; i++)
-        json_array_append_new(a, json_string(v[i]));
-    return a;
+    char text[CK_TS_TEXT_MAX];
+    ck_consent__time_text(text, t, 0);
+    if (text[0] != '\0')
+        return ck_value__json_string(b, text, strlen(text));
+    snprintf(text, sizeof text, "%lld", (long long)t);
+    return ck_buf__append(b, text, strlen(text));
 }
 
-static json_t *record_json(const ck_consent_rec *r)
+static int key_json(ck_buf *b, const char *key, bool first)
 {
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    json_object_set_new(o, "purpose", json_string(r->purpose));
-    json_object_set_new(o, "state", json_string(ck_consent__state_name(r->state)));
-    json_object_set_new(o, "fields",
-                        r->nfields ? str_list_json(r->fields, r->nfields) : json_string("all"));
-    json_object_set_new(o, "recipients", str_list_json(r->recipients, r->nrecipients));
-    if (r->expires != 0)
-        json_object_set_new(o, "expires", time_json(r->expires));
-    json_object_set_new(o, "at", time_json(r->at));
-    if (r->source != NULL)
-        json_object_set_new(o, "source", json_string(r->source));
-    if (r->notice != NULL)
-        json_object_set_new(o, "notice", json_string(r->notice));
-    if (r->collector != NULL)
-        json_object_set_new(o, "collector", json_string(r->collector));
-    if (r->tc_string != NULL)
-        json_object_set_new(o, "tc_string", json_string(r->tc_string));
-    return o;
+    if (!first)
+        CK_TRY(ck_buf__append(b, ",", 1));
+    CK_TRY(ck_value__json_string(b, key, strlen(key)));
+    return ck_buf__append(b, ":", 1);
+}
+
+static int str_member(ck_buf *b, const char *key, const char *s)
+{
+    if (s == NULL)
+        return CK_OK;
+    CK_TRY(key_json(b, key, false));
+    return ck_value__json_string(b, s, strlen(s));
+}
+
+static int str_list_json(ck_buf *b, const char *const *v, uint32_t n)
+{
+    CK_TRY(ck_buf__append(b, "[", 1));
+    for (uint32_t i = 0; i < n; i++) {
+        if (i > 0)
+            CK_TRY(ck_buf__append(b, ",", 1));
+        CK_TRY(ck_value__json_string(b, v[i], strlen(v[i])));
+    }
+    return ck_buf__append(b, "]", 1);
+}
+
+int ck_consent__record_json(ck_buf *b, const ck_consent_rec *r, bool with_recorded)
+{
+    const char *state = ck_consent__state_name(r->state);
+    CK_TRY(ck_buf__append(b, "{", 1));
+    CK_TRY(key_json(b, "purpose", true));
+    CK_TRY(ck_value__json_string(b, r->purpose, strlen(r->purpose)));
+    CK_TRY(key_json(b, "state", false));
+    CK_TRY(ck_value__json_string(b, state, strlen(state)));
+    CK_TRY(key_json(b, "fields", false));
+    if (r->nfields > 0)
+        CK_TRY(str_list_json(b, r->fields, r->nfields));
+    else
+        CK_TRY(ck_buf__append(b, "\"all\"", 5));
+    CK_TRY(key_json(b, "recipients", false));
+    CK_TRY(str_list_json(b, r->recipients, r->nrecipients));
+    if (r->expires != 0) {
+        CK_TRY(key_json(b, "expires", false));
+        CK_TRY(time_json(b, r->expires));
+    }
+    CK_TRY(key_json(b, "at", false));
+    CK_TRY(time_json(b, r->at));
+    CK_TRY(str_member(b, "source", r->source));
+    CK_TRY(str_member(b, "notice", r->notice));
+    CK_TRY(str_member(b, "collector", r->collector));
+    CK_TRY(str_member(b, "tc_string", r->tc_string));
+    if (with_recorded && r->recorded_ns != 0) {
+        char text[CK_TS_TEXT_MAX];
+        ck_consent__time_text(text, (int64_t)(r->recorded_ns / 1000000000u),
+                              (int32_t)(r->recorded_ns % 1000000000u));
+        CK_TRY(str_member(b, "recorded", text[0] != '\0' ? text : NULL));
+    }
+    return ck_buf__append(b, "}", 1);
+}
+
+int ck_consent__json(ck_buf *b, const ck_consent_list *l, bool with_recorded)
+{
+    bool first = true;
+    CK_TRY(ck_buf__append(b, "{\"current\":{", 12));
+    for (size_t i = 0; i < l->n; i++) {
+        if (!ck_consent__is_current(l, i))
+            continue;
+        CK_TRY(key_json(b, l->recs[i].purpose, first));
+        CK_TRY(ck_consent__record_json(b, &l->recs[i], with_recorded));
+        first = false;
+    }
+    CK_TRY(ck_buf__append(b, "},\"history\":[", 13));
+    for (size_t i = 0; i < l->n; i++) {
+        if (i > 0)
+            CK_TRY(ck_buf__append(b, ",", 1));
+        CK_TRY(ck_consent__record_json(b, &l->recs[l->order[i]], with_recorded));
+    }
+    return ck_buf__append(b, "]}", 2);
 }
 
 CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who)
@@ -530,18 +695,15 @@ CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who)
         return CK_EINVAL;
     *out = NULL;
     MDB_txn *txn = NULL, *ktxn = NULL;
-    MDB_cursor *cur = NULL;
     ck_schema *schema = NULL;
-    ck_buf norm = CK_BUF_SECURE_INIT;
+    ck_buf norm = CK_BUF_SECURE_INIT, b = CK_BUF_SECURE_INIT;
     ck_arena arena = CK_ARENA_INIT;
-    json_t *current = json_object(), *history = json_array(), *root = NULL;
+    ck_consent_list cl;
     unsigned char *dk = ck_mem__smalloc(CK_KEY_BYTES);
     uint8_t sid[CK_SUBJECT_ID_BYTES];
     int rc;
-    if (current == NULL || history == NULL || dk == NULL) {
-        rc = ck_err__set(st, CK_ENOMEM, "out of memory");
-        goto cleanup;
-    }
+    memset(&cl, 0, sizeof cl);
+    CK_ENSURE(dk != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     CK_GUARD(ck_env__read_begin(st, &st->data, &txn));
     CK_GUARD(ck_env__read_begin(st, &st->keyring, &ktxn));
     rc = ck_schema__get(&schema, st, txn);
@@ -549,64 +711,19 @@ CK_EXPORT int ck_consent_json(char **out, ck_store *st, const ck_who *who)
         goto cleanup;
     CK_GUARD(ck_subject__resolve(sid, st, txn, schema, who, NULL, NULL, &norm));
     CK_GUARD(ck_subject__data_key(st, ktxn, sid, dk));
-    int mrc = mdb_cursor_open(txn, st->dbi_consents, &cur);
-    CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot read consents"));
-    MDB_val k = {CK_SUBJECT_ID_BYTES, sid}, v;
-    unsigned shown = 0;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != CK_CONSENT_KEY_BYTES || memcmp(k.mv_data, sid, CK_SUBJECT_ID_BYTES) != 0)
-            break;
-        ck_consent_rec r;
-        CK_GUARD(open_record(&r, st, k.mv_data, &v, dk, &arena));
-        json_t *j = record_json(&r);
-        CK_ENSURE(j != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
-        /* sort key, removed before output */
-        json_object_set_new(j, "_rec", json_integer((json_int_t)(r.recorded_ns >> 1)));
-        /* Records of one purpose are adjacent and in order: the last one
-         * seen is the current state. */
-        json_object_set(current, r.purpose, j);
-        json_array_append_new(history, j);
-        ck_arena__reset(&arena);
-        CK_ENSURE(++shown <= CONSENT_HISTORY_MAX,
-                  ck_err__set(st, CK_ELIMIT, "more than %u consent records", CONSENT_HISTORY_MAX));
-    }
-    CK_ENSURE(mrc == 0 || mrc == MDB_NOTFOUND, ck_err__mdb(st, mrc, "cannot read consents"));
-    /* History in the order the store learned it, across purposes (records
-     * of one purpose are adjacent in key order, not in time). */
-    size_t nh = json_array_size(history);
-    for (size_t i = 1; i < nh; i++) {
-        for (size_t j = i; j > 0; j--) {
-            json_t *a = json_array_get(history, j - 1), *b = json_array_get(history, j);
-            json_int_t ra = json_integer_value(json_object_get(a, "_rec"));
-            json_int_t rb = json_integer_value(json_object_get(b, "_rec"));
-            if (ra <= rb)
-                break;
-            json_incref(a);
-            json_array_set(history, j - 1, b);
-            json_array_set_new(history, j, a);
-        }
-    }
-    for (size_t i = 0; i < nh; i++)
-        json_object_del(json_array_get(history, i), "_rec");
-    root = json_pack("{s:O,s:O}", "current", current, "history", history);
-    CK_ENSURE(root != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
-    char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    CK_ENSURE(text != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
-    *out = ck_out__strndup(text, strlen(text));
-    ck_out__json_text_free(text);
+    CK_GUARD(ck_consent__list(&cl, st, txn, sid, dk, &arena));
+    rc = ck_consent__json(&b, &cl, false);
+    CK_ENSURE(rc == CK_OK, ck_err__set(st, rc, "cannot write the consents as JSON"));
+    *out = ck_out__strndup((const char *)b.p, b.len);
     CK_ENSURE(*out != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     rc = CK_OK;
 cleanup:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
     ck_schema__release(schema);
     ck_env__read_end(&st->keyring, ktxn);
     ck_env__read_end(&st->data, txn);
-    json_decref(root);
-    json_decref(current);
-    json_decref(history);
+    ck_consent__list_free(&cl);
     ck_arena__free(&arena);
+    ck_buf__free(&b);
     ck_buf__free(&norm);
     ck_mem__sfree(dk);
     return rc;

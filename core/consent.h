@@ -74,6 +74,38 @@ int ck_consent__read(ck_consent_rec *out, ck_store *st, MDB_txn *txn,
                      const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint8_t ptag[CK_PTAG_BYTES],
                      uint32_t seq, const unsigned char dk[CK_KEY_BYTES], ck_arena *arena);
 
+/* Every record of a subject: `recs` in key order (grouped by purpose, each
+ * group oldest first, so the last of a group is the purpose's current
+ * state), `order` the history order - when the store recorded each record
+ * (stable). Strings live in the arena given to ck_consent__list; the
+ * arrays are the list's, wiped and freed by ck_consent__list_free. */
+typedef struct ck_consent_list {
+    ck_consent_rec *recs;
+    size_t n, cap;
+    size_t *order;
+} ck_consent_list;
+
+/* Read and open every consent record of `sid` (at most 100 000:
+ * CK_ELIMIT). CK_OK; CK_EINTEGRITY; CK_ENOMEM. `out` is empty on failure. */
+int ck_consent__list(ck_consent_list *out, ck_store *st, MDB_txn *txn,
+                     const uint8_t sid[CK_SUBJECT_ID_BYTES], const unsigned char dk[CK_KEY_BYTES],
+                     ck_arena *arena);
+void ck_consent__list_free(ck_consent_list *l);
+/* Is recs[i] the current (newest) record of its purpose? */
+bool ck_consent__is_current(const ck_consent_list *l, size_t i);
+
+/* Append a record as JSON, the shape of ck_consent_json: {"purpose",
+ * "state","fields","recipients","expires","at","source","notice",
+ * "collector","tc_string"} (absent optional members omitted), and with
+ * `with_recorded` also "recorded", when the store recorded it (RFC 3339
+ * with nanoseconds; omitted when unknown). CK_OK; CK_ENOMEM; CK_ELIMIT. */
+int ck_consent__record_json(ck_buf *b, const ck_consent_rec *r, bool with_recorded);
+/* Append {"current":{"<purpose>":{record},...},"history":[{record},...]}. */
+int ck_consent__json(ck_buf *b, const ck_consent_list *l, bool with_recorded);
+/* RFC 3339 UTC text of a time ("2024-03-02T08:30:15Z", a fraction when
+ * nsec != 0), or "" when it has none (a year past 9999). */
+void ck_consent__time_text(char out[CK_TS_TEXT_MAX], int64_t sec, int32_t nsec);
+
 /* Does the record's scope name field `name` / its recipients `r`? */
 bool ck_consent__scope_has(const ck_consent_rec *r, const char *name);
 bool ck_consent__recipient_has(const ck_consent_rec *r, const char *recipient);

@@ -1007,7 +1007,7 @@ static void jset(json_t *o, const char *key, json_t *v, bool *ok)
         *ok = false;
 }
 
-static json_t *purpose_json(const ck_schema *s, const ck_schema_purpose *p, bool *ok)
+json_t *ck_schema__purpose_json(const ck_schema *s, const ck_schema_purpose *p, bool *ok)
 {
     json_t *o = json_object();
     json_t *fl = json_array();
@@ -1077,7 +1077,7 @@ int ck_schema__to_json(ck_buf *out, const ck_schema *s)
              &ok);
     }
     for (uint32_t i = 0; i < s->npurposes && ok; i++)
-        jset(po, s->purposes[i].name, purpose_json(s, &s->purposes[i], &ok), &ok);
+        jset(po, s->purposes[i].name, ck_schema__purpose_json(s, &s->purposes[i], &ok), &ok);
     CK_ENSURE(ok, CK_ENOMEM);
     text = json_dumps(root, JSON_COMPACT);
     CK_ENSURE(text != NULL, CK_ENOMEM);

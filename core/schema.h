@@ -214,6 +214,12 @@ int ck_schema__from_json(ck_schema **out, const ck_schema *base, const char *jso
  * fields and purposes in name order) to `out`. CK_OK or CK_ENOMEM. */
 int ck_schema__to_json(ck_buf *out, const ck_schema *s);
 
+/* One purpose as the schema's JSON gives it ({"basis","description",
+ * "benefit","fields","minimize","channel","tcf"}): a new Jansson object
+ * (NULL or incomplete when out of memory, and then *ok is set false). */
+struct json_t;
+struct json_t *ck_schema__purpose_json(const ck_schema *s, const ck_schema_purpose *p, bool *ok);
+
 /* Append the msgpack record of `s` (see docs/storage-format.md) to `out`.
  * The encoding is canonical: two snapshots with the same content encode to
  * the same bytes. CK_OK or CK_ENOMEM. */

@@ -239,26 +239,16 @@ int ck_subject__new(ck_wctx *w, ck_subj *s)
     return CK_OK;
 }
 
-int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYTES])
+/* Open and decode the sealed subject record `v` of s->sid into `s`
+ * (created, index entries), with the data key s->dk. */
+static int subject_decode(ck_store *st, ck_subj *s, const MDB_val *v, ck_arena *arena)
 {
-    ck_store *st = w->st;
     uint8_t aad[SUBJECT_AAD_BYTES];
-    memset(s, 0, sizeof *s);
-    memcpy(s->sid, sid, CK_SUBJECT_ID_BYTES);
-    MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid}, v;
-    int mrc = mdb_get(w->txn, st->dbi_subjects, &k, &v);
-    if (mrc == MDB_NOTFOUND)
-        return ck_err__set(st, CK_ENOTFOUND, "subject not found");
-    if (mrc != 0)
-        return ck_err__mdb(st, mrc, "cannot read a subject");
-    CK_TRY(load_key(w, sid));
-    s->dk = w->dk;
-
     const uint8_t *pt;
     size_t pt_len;
-    subject_aad(aad, st, sid);
-    CK_TRY(ck_seal__record_open(&pt, &pt_len, st, &v, SUBJECT_RECORD_VERSION, aad, sizeof aad,
-                                s->dk, &w->arena, "a subject record"));
+    subject_aad(aad, st, s->sid);
+    CK_TRY(ck_seal__record_open(&pt, &pt_len, st, v, SUBJECT_RECORD_VERSION, aad, sizeof aad, s->dk,
+                                arena, "a subject record"));
 
     ck_mp r;
     uint32_t n, ver, nix;
@@ -278,6 +268,37 @@ int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYT
         memcpy(s->ix[s->nix++], b, CK_IX_ENTRY);
     }
     return CK_OK;
+}
+
+int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYTES])
+{
+    ck_store *st = w->st;
+    memset(s, 0, sizeof *s);
+    memcpy(s->sid, sid, CK_SUBJECT_ID_BYTES);
+    MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid}, v;
+    int mrc = mdb_get(w->txn, st->dbi_subjects, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return ck_err__set(st, CK_ENOTFOUND, "subject not found");
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot read a subject");
+    CK_TRY(load_key(w, sid));
+    s->dk = w->dk;
+    return subject_decode(st, s, &v, &w->arena);
+}
+
+int ck_subject__read(ck_subj *s, ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                     const unsigned char dk[CK_KEY_BYTES], ck_arena *arena)
+{
+    memset(s, 0, sizeof *s);
+    memcpy(s->sid, sid, CK_SUBJECT_ID_BYTES);
+    s->dk = dk;
+    MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid}, v;
+    int mrc = mdb_get(txn, st->dbi_subjects, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return ck_err__set(st, CK_ENOTFOUND, "subject not found");
+    if (mrc != 0)
+        return ck_err__mdb(st, mrc, "cannot read a subject");
+    return subject_decode(st, s, &v, arena);
 }
 
 int ck_subject__save(ck_wctx *w, ck_subj *s)

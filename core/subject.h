@@ -91,6 +91,11 @@ void ck_subj__fini(ck_subj *s);
 int ck_subject__new(ck_wctx *w, ck_subj *s);
 /* An existing subject: its data key and record. CK_ENOTFOUND. */
 int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYTES]);
+/* Read-only: decode the record of `sid` with its data key `dk` into `s`
+ * (created, index entries; s->dk = dk), outside any write. Release with
+ * ck_subj__fini. CK_ENOTFOUND; CK_EINTEGRITY. */
+int ck_subject__read(ck_subj *s, ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                     const unsigned char dk[CK_KEY_BYTES], ck_arena *arena);
 /* Write the subject record if it changed. */
 int ck_subject__save(ck_wctx *w, ck_subj *s);
 

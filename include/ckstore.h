@@ -1170,6 +1170,98 @@ typedef struct ck_purge_options {
 CK_EXPORT int ck_purge(char **out, ck_store *st, const ck_purge_options *opts, const char *actor);
 
 /* ------------------------------------------------------------------------ */
+/* The customer's export                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* ck_export flag: the consent history as CSV instead of the whole export as
+ * JSON. */
+#define CK_EXPORT_CSV 0x1u
+
+/*
+ * ck_export - everything the store holds on one subject, for the customer's
+ * rights of access and portability (GDPR art. 15 and 20).
+ *
+ * out   out: NUL-terminated text; free it with ck_free(), which wipes it (it
+ *            holds the subject's values in full). NULL on failure.
+ * st    in:  an open store, not read-only (the export is audited).
+ * who   in:  the subject, named as in ck_subject_find (a CK_BY_PSEUDONYM
+ *            needs who->purpose). A look-up that matches several subjects
+ *            is CK_EAMBIGUOUS, as everywhere.
+ * actor in:  who exports, for the audit log: 1 to 256 bytes of text.
+ * flags in:  0 (JSON) or CK_EXPORT_CSV.
+ *
+ * JSON: one compact object (docs/cli.md, "export", shows one whole):
+ *   "format"    1 (the shape's version); "generated": when (store's clock);
+ *   "subject"   the internal id, 32 hex characters (for the customer to
+ *               quote); "created": when the subject was created;
+ *   "fields"    every value held, decrypted and in full (not minimised), in
+ *               field-name order: {"<field>": {"type", "sensitivity",
+ *               "identifying", "retention_days" (when the field has one),
+ *               "value" (the JSON form of docs/schema.md, as ck_result_json
+ *               writes it), "updated" (its last write)}};
+ *   "lookups"   how the subject can be found: {"ref": 0|1, "aliases": N,
+ *               "identifying_fields": [names], "note"}. The store keeps the
+ *               ref and aliases only as keyed hashes (blind indexes), never
+ *               their text, so the export can count them but not show them;
+ *   "consents"  {"current": {...}, "history": [...]} as ck_consent_json
+ *               gives them, each record with "recorded" too (when the store
+ *               recorded it, RFC 3339 with nanoseconds);
+ *   "contacts"  {"<channel>": {"contacts": [times], "limit": N|null}} for
+ *               each channel with a contact log: the contacts the store
+ *               still holds (those a cap window may count: the last 1024
+ *               within the longest window a schema may declare, 3660 days)
+ *               and the subject's own cap (ck_contact_limit);
+ *   "purposes"  every purpose of the schema, declared as ck_schema_get_json
+ *               gives it (basis, description, benefit, fields, minimize,
+ *               channel, tcf), plus "consent" - the subject's current
+ *               consent state for it: granted, withdrawn, refused, objected,
+ *               "expired" (granted, past its expiry) or "none" - and
+ *               "may_use": whether its legal basis holds for the subject now
+ *               (consent: granted and unexpired; legitimate interest: no
+ *               objection; contract, legal obligation: always). Field-level
+ *               rules (scope, recipients, special categories, contact caps,
+ *               retention) may still withhold single fields;
+ *   "releases"  every release (ck_release) and segment answer (ck_segment)
+ *               of the subject's data in the audit log, oldest first:
+ *               {"seq", "time", "actor", "action", "purpose", "recipient"
+ *               (when named), "released": [fields], "withheld": {field:
+ *               reason}} - found by the subject's audit pseudonym;
+ *   "history"   the subject's other audit entries, oldest first (consent
+ *               changes, contacts and limits, earlier exports): {"seq",
+ *               "time", "actor", "action", "purpose"?, "detail"?}.
+ * Times are RFC 3339 UTC; audit times have milliseconds.
+ *
+ * CSV (CK_EXPORT_CSV): the consent history, oldest first, RFC 4180: a
+ * header line "purpose,state,at,expires,fields,recipients,source,notice,
+ * collector,recorded", then one line per consent record, lines ended by
+ * CRLF. A cell is quoted when it holds a comma, a double quote (doubled),
+ * CR or LF. "fields" is "all" or the scope's fields and "recipients" the
+ * recipients, one per line within the cell; "expires" and "recorded" are
+ * empty when there is none. A cell that begins with =, +, -, @, tab or CR
+ * is written with a leading single quote, so that a spreadsheet does not
+ * read it as a formula (the quote is not part of the data).
+ *
+ * Everything comes from one snapshot of the store (one read transaction);
+ * the audit log is read as ck_audit_query reads it, its chain checked. The
+ * JSON export walks the whole log, so its time grows with the log's size
+ * (the CSV export does not read the log).
+ * Before the text is handed out an audit entry is written and fsync'ed:
+ * action "export", the subject's audit pseudonym, detail "format" (json or
+ * csv) and the counts "consents", "fields", "releases" (JSON only) - never
+ * a value. If it cannot be written, nothing is returned.
+ *
+ * Returns CK_OK; CK_ENOTFOUND (no such subject, or no schema); CK_EAMBIGUOUS;
+ * CK_EINVAL (actor, flags, a malformed subject reference); CK_EDENIED (the
+ * store is open read-only); CK_EINTEGRITY (a record that does not
+ * authenticate, a value of a field the schema does not declare, a bad
+ * audit entry); CK_ELIMIT (more than 100 000 consent records, or an export
+ * over 1 GiB); CK_EIO / CK_ENOSPC (the audit entry could not be written);
+ * CK_ENOMEM.
+ */
+CK_EXPORT int ck_export(char **out, ck_store *st, const ck_who *who, const char *actor,
+                        unsigned int flags);
+
+/* ------------------------------------------------------------------------ */
 /* Audit log                                                                */
 /* ------------------------------------------------------------------------ */
 

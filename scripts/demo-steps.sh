@@ -4,7 +4,7 @@
 # $1 is the path of the ckstore binary. Everything happens in a scratch
 # directory made with mktemp -d and removed at the end; nothing outside it
 # is touched. The demo shows what exists today and grows as the remaining
-# modules land (erasure and export are next).
+# modules land.
 set -euo pipefail
 
 CK=$(realpath "${1:?usage: demo-steps.sh path/to/ckstore}")
@@ -81,4 +81,10 @@ run erase --ref C-000002 --reason art17-request --actor dpo
 run get --ref C-000002 --purpose service --actor till-app || echo "   (exit $? - nothing left to find)"
 run import "$HERE/examples/customers.jsonl" 2>&1 | grep -E "line 2|imported" || true
 
-step "Still to come in this demo (being built): the customer's export, and compaction of the data file after erasure"
+step "15. The customer's export: every value, consent and purpose, and every release of her data (audited first)"
+run export --ref C-000001 --actor dpo >export.json
+cut -c 1-1200 export.json | fold -w 100
+echo "   (... $(wc -c <export.json) bytes in all: consents, purposes, releases, history)"
+run export --ref C-000001 --actor dpo --format csv
+
+step "Still to come in this demo (being built): compaction of the data file after erasure"

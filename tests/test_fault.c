@@ -1,8 +1,8 @@
 /*
  * test_fault.c - make the Nth allocation / write / fsync / transaction
  * begin or commit fail, for every N, through init, open, a key-slot change,
- * a sealed write, an import, a consent change, a release and a purge. At
- * every N the call must fail cleanly (an error code, no crash, no leak
+ * a sealed write, an import, a consent change, a release, a purge and an
+ * export. At every N the call must fail cleanly (an error code, no crash, no leak
  * under LeakSanitizer) and leave the store as it was: nothing committed
  * lost, nothing half-written visible.
  *
@@ -620,6 +620,65 @@ static void test_purge_every_fault(void **state)
     assert_true(n > 20 && n < MAX_N);
 }
 
+/* The export: at every fault either the whole text, or a clean error and
+ * nothing at all (an export whose audit entry cannot be written returns
+ * nothing); the log verifies either way. */
+static void export_every_fault(fx *f, unsigned flags)
+{
+    ck_who w = {CK_BY_REF, "c1", 0, NULL, NULL, NULL};
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        ck_store *st = open_store(f);
+        char *out = NULL;
+        ck_fault__arm(n);
+        int rc = ck_export(&out, st, &w, "dpo", flags);
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        if (rc != CK_OK) {
+            assert_clean_failure(rc);
+            assert_null(out);
+        } else if (flags == 0) {
+            assert_non_null(strstr(out, "\"c1@x.fr\""));
+            assert_non_null(strstr(out, "\"releases\":[{"));
+        } else {
+            assert_non_null(strstr(out, "\r\nnews,granted,"));
+        }
+        ck_free(out);
+        ck_close(st); /* a failed fsync poisons the handle's log: reopen */
+        st = open_store(f);
+        assert_log_verifies(st);
+        ck_close(st);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 10 && n < MAX_N);
+}
+
+static void test_export_every_fault(void **state)
+{
+    fx *f = *state;
+    make_store(f);
+    ck_store *st = open_store(f);
+    ck_who w = {CK_BY_REF, "c1", 0, NULL, NULL, NULL};
+    const char *js = "{\"email\":\"c1@x.fr\",\"city\":\"Rennes\"}";
+    assert_int_equal(ck_put_json(NULL, st, &w, js, strlen(js), CK_PUT_CREATE), CK_OK);
+    ck_consent c = CK_CONSENT_INIT;
+    c.purpose = "news";
+    c.state = CK_CONSENT_GRANTED;
+    c.source = "form";
+    assert_int_equal(ck_consent_record(st, &w, &c, "dpo"), CK_OK);
+    ck_request r = CK_REQUEST_INIT;
+    r.actor = "t";
+    r.purpose = "news";
+    r.subject = w;
+    ck_result *res = NULL;
+    assert_int_equal(ck_release(&res, st, &r), CK_OK);
+    ck_result_free(res);
+    ck_close(st);
+    export_every_fault(f, 0);
+    export_every_fault(f, CK_EXPORT_CSV);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -632,6 +691,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_import_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consent_release_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_every_fault, setup, teardown),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }

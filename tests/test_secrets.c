@@ -3,15 +3,17 @@
  * the process's memory once the library is done with them.
  *
  * A store is made with a key file, a value (a random canary) is written
- * with ck_put, released with ck_release and turned into JSON, and the store
- * is closed. Then every writable private mapping of the process - the
- * heap, anonymous mappings, what a core dump would hold - is searched for
- * the canary, for the key file's bytes and for the root key and each
- * subkey the store used. The test keeps its own copies XOR-masked, so
- * that only the library's leftovers could match.
+ * with ck_put, released with ck_release and turned into JSON, exported
+ * with ck_export (JSON and CSV), and the store is closed. Then every
+ * writable private mapping of the process - the heap, anonymous mappings,
+ * what a core dump would hold - is searched for the canary, for the key
+ * file's bytes and for the root key and each subkey the store used. The
+ * test keeps its own copies XOR-masked, so that only the library's
+ * leftovers could match.
  *
- * Two runs: the typed write path (ck_put) and the release path; then the
- * JSON paths (ck_put_json, an import line, the result as JSON). Jansson
+ * Two runs: the typed write path (ck_put), the release path and the
+ * export; then the JSON paths (ck_put_json, an import line, the result as
+ * JSON). Jansson
  * frees its strings without wiping them unless the program gives it an
  * allocator that does; this test installs the ckstore tool's own
  * (cli/jalloc.c, compiled in below) first thing, as the tool does, so the
@@ -211,6 +213,13 @@ static void scenario(bool json)
         assert_int_equal(ck_result_json(&js, res), CK_OK);
         ck_free(js);
         ck_result_free(res);
+
+        /* the export holds the value in full: gone once freed */
+        assert_int_equal(ck_export(&js, st, &w, "t", 0), CK_OK);
+        assert_non_null(strstr(js, "\"note\""));
+        ck_free(js);
+        assert_int_equal(ck_export(&js, st, &w, "t", CK_EXPORT_CSV), CK_OK);
+        ck_free(js);
     }
     ck_close(st);
 
