@@ -17,6 +17,7 @@ expect_rc() {
     shift
     local got=0
     "$@" </dev/null >"$T/out" 2>"$T/err" || got=$?
+    cat "$T/err" >>"$T/all-stderr"
     if [ "$got" != "$want" ]; then
         echo "FAIL: expected exit $want, got $got: $*" >&2
         sed 's/^/  stdout: /' "$T/out" >&2
@@ -106,7 +107,33 @@ json_of() {
     printf -v "$2" '%s' "${PYJSON_REPLY#=}"
 }
 
+# never_on_stderr VALUE... : customer values of the script's test data,
+# which no error or warning may ever print; finish() checks the stderr of
+# every command expect_rc ran, for these and for anything shaped like an
+# e-mail address (every script's test data has some; a message never does).
+SECRET_VALUES=()
+never_on_stderr() { SECRET_VALUES+=("$@"); }
+
+stderr_holds_no_value() {
+    local all="$T/all-stderr" v hit
+    [ -s "$all" ] || return 0
+    if hit=$(grep -Eo '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+' "$all" | head -1) &&
+        [ -n "$hit" ]; then
+        fail "an error message quotes an e-mail address ($hit)"
+    else
+        ok
+    fi
+    for v in "${SECRET_VALUES[@]}"; do
+        if grep -Fq -- "$v" "$all"; then
+            fail "an error message quotes a test value ($v)"
+        else
+            ok
+        fi
+    done
+}
+
 finish() {
+    stderr_holds_no_value
     echo "$PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]
 }

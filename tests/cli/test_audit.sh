@@ -2,6 +2,7 @@
 # End-to-end: ckstore audit log / verify / checkpoint, tampering and torn
 # tails through the CLI, exit codes.
 . "$(dirname "$0")/lib.sh"
+never_on_stderr Quimper Annabelle Bobbington
 
 S="$T/store"
 K="$T/store.key"

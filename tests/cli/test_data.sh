@@ -3,6 +3,7 @@
 # updates, deletions, per-line import errors, exit codes - and no customer
 # value ever quoted in an error message.
 . "$(dirname "$0")/lib.sh"
+never_on_stderr SECRET-Badjson SECRET-noref +33612345678 +33698765432 Toulouse Nineteen Thirteen Alicia
 
 S="$T/store"
 K="$T/store.key"

@@ -3,6 +3,7 @@
 # the audit entry, and tombstones against a re-import.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+never_on_stderr Caen
 
 export CKSTORE_DIR="$T/store" CKSTORE_KEY_FILE="$T/store.key"
 ck() { "$CK" "$@"; }

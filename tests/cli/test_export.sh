@@ -4,6 +4,7 @@
 # output only (never on standard error, never in the audit log).
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+never_on_stderr Rennes
 
 export CKSTORE_DIR="$T/store" CKSTORE_KEY_FILE="$T/store.key"
 ck() { "$CK" "$@"; }

@@ -2,6 +2,7 @@
 # End-to-end: consent, get, segment and contact through the CLI - the
 # release rules of DESIGN.md section 4 as a user of the tool sees them.
 . "$(dirname "$0")/lib.sh"
+never_on_stderr peanuts Atlantis
 
 S="$T/store"
 K="$T/store.key"
