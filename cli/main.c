@@ -56,6 +56,8 @@ static const cli_command COMMANDS[] = {
     {"segment", "release every matching subject for a purpose", HELP_SEGMENT, cmd_segment},
     {"contact", "count a contact, or set a subject's contact cap", HELP_CONTACT, cmd_contact},
     {"erase", "erase a subject (crypto-shredding) and print a receipt", HELP_ERASE, cmd_erase},
+    {"hold", "read or expire the values an erasure kept for a legal obligation", HELP_HOLD,
+     cmd_hold},
     {"backup", "write a consistent copy of the store while it is in use", HELP_BACKUP, cmd_backup},
     {"compact", "rewrite the store's files so nothing of erased subjects remains", HELP_COMPACT,
      cmd_compact},
