@@ -113,11 +113,14 @@ int ck_keyring__delete(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT
 /* its bytes 32..46, at offset 32 + d (d in 0..7): so each record is         */
 /* entered 8 times, once per d, keyed by its word at 32 + d, and the file is */
 /* read one aligned word at a time, each word tested against a bit filter    */
-/* before the table is searched and the whole record compared.              */
+/* before the table is searched and the whole record compared. For a few    */
+/* records, one memmem per record is faster (libc's is vectorised): about   */
+/* 1 ms per record against 3-4 ms for the filtered pass over a 15 MB file.  */
 /* ------------------------------------------------------------------------ */
 
-#define SCRUB_WORD_AT   32
-#define SCRUB_BITS_LOG2 20
+#define SCRUB_WORD_AT    32
+#define SCRUB_BITS_LOG2  20
+#define SCRUB_MEMMEM_MAX 4 /* up to this many records: one memmem each */
 
 typedef struct scrub_entry {
     uint64_t word;
@@ -186,7 +189,24 @@ static int scrub_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
     int rc = CK_OK;
     uint64_t total = 0;
     static const uint8_t zeros[CK_KEYRING_RECORD_BYTES];
-    for (size_t q = 0; rc == CK_OK && q + 8 <= len; q += 8) {
+    for (size_t i = 0; c->n <= SCRUB_MEMMEM_MAX && i < c->n && rc == CK_OK; i++) {
+        const uint8_t *rec = c->recs + i * CK_KEYRING_RECORD_BYTES;
+        const uint8_t *p = map, *end = map + len;
+        while ((size_t)(end - p) >= CK_KEYRING_RECORD_BYTES) {
+            const uint8_t *hit = memmem(p, (size_t)(end - p), rec, CK_KEYRING_RECORD_BYTES);
+            if (hit == NULL)
+                break;
+            if (pwrite(fd, zeros, sizeof zeros, (off_t)(hit - map)) != (ssize_t)sizeof zeros) {
+                rc = ck_err__errno(st, errno, "cannot scrub the keyring", CK_KEYRING_FILE);
+                break;
+            }
+            total++;
+            if (c->hits != NULL)
+                c->hits[i]++;
+            p = hit + CK_KEYRING_RECORD_BYTES;
+        }
+    }
+    for (size_t q = 0; c->n > SCRUB_MEMMEM_MAX && rc == CK_OK && q + 8 <= len; q += 8) {
         uint64_t w = load64(map + q);
         uint32_t h = word_hash(w);
         if (!(c->bits[h >> 3] & (1u << (h & 7))))
