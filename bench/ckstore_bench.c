@@ -100,6 +100,8 @@ static uint32_t rng_below(rng *r, uint32_t n)
 #define W4_REPEATS  10
 #define W5_UPDATES  10000
 #define W6_ERASURES 1000
+#define W7_ERASURES 50   /* extra: single erasures, median reported */
+#define W8_ERASURES 1000 /* extra: one batch erasure */
 #define SEED_W2     0x5EED0002u
 #define SEED_W3     0x5EED0003u
 #define SEED_W5A    0x5EED005Au
@@ -118,7 +120,9 @@ static int pick_withdrawable(rng *r)
 }
 
 /* W6: W6_ERASURES distinct ids (partial Fisher-Yates); *k receives how
- * many. Caller frees. */
+ * many. The next W7_ERASURES + W8_ERASURES positions, distinct from them,
+ * are for the extras W7 and W8 (drawing them after W6's leaves W6's ids as
+ * the peers draw them). Caller frees. */
 static uint32_t *pick_erasures(long n, long *k)
 {
     uint32_t *a = malloc((size_t)n * sizeof *a);
@@ -128,13 +132,22 @@ static uint32_t *pick_erasures(long n, long *k)
     for (long i = 0; i < n; i++)
         a[i] = (uint32_t)(i + 1);
     *k = n < W6_ERASURES ? n : W6_ERASURES;
-    for (long i = 0; i < *k; i++) {
+    long all = *k + W7_ERASURES + W8_ERASURES;
+    if (all > n)
+        all = n;
+    for (long i = 0; i < all; i++) {
         long j = i + (long)rng_below(&r, (uint32_t)(n - i));
         uint32_t t = a[i];
         a[i] = a[j];
         a[j] = t;
     }
     return a;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 static double now_s(void)
@@ -700,6 +713,8 @@ int main(int argc, char **argv)
         DIE("cannot remove %s: %s", key_file, strerror(errno));
     note_peak("data_loaded");
     ck_store *st = store_open(dir, key_file, 1, CK_AUDIT_BATCHED);
+    uint32_t *er_all = NULL; /* W6's customers, then W7's and W8's */
+    long er_k = 0;
     apply_schema(st);
 #ifdef CK_BENCH_NO_AUDIT
     const char *variant = ", releases NOT audited (ckstore-bench-noaudit)";
@@ -883,13 +898,63 @@ int main(int argc, char **argv)
         secs = now_s() - t;
         perf_mark("W6_erase_txn", 0);
         report("W6_erase_txn", k, secs, cnt, 0);
-        free(er);
+        er_all = er;
+        er_k = k;
         if (stop_after("W6_erase_txn"))
             goto out;
     }
 
     /* The store's size after the peers' workloads, as they report theirs. */
     long long db_bytes = dir_bytes(dir, 1);
+
+    /* Extra W7: single erasures (ck_erase, keyring scrub included), each
+     * timed; the line gives their total, a # line their median. */
+    if (er_k + W7_ERASURES <= d.n) {
+        double ms[W7_ERASURES];
+        char ref[16];
+        perf_mark("W7_erase_one", 1);
+        double total = 0;
+        for (long i = 0; i < W7_ERASURES; i++) {
+            uint32_t id = er_all[er_k + i];
+            snprintf(ref, sizeof ref, "%u", id);
+            ck_who who = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
+            t = now_s();
+            CK(st, ck_erase(NULL, st, &who, "art17-request", "bench"));
+            ms[i] = (now_s() - t) * 1e3;
+            total += ms[i] / 1e3;
+            bits[id - 1] = ERASED;
+        }
+        perf_mark("W7_erase_one", 0);
+        report("W7_erase_one", W7_ERASURES, total, W7_ERASURES, 0);
+        qsort(ms, W7_ERASURES, sizeof ms[0], cmp_double);
+        printf("# W7_erase_one median_ms %.2f min_ms %.2f max_ms %.2f\n",
+               (ms[W7_ERASURES / 2 - 1] + ms[W7_ERASURES / 2]) / 2, ms[0], ms[W7_ERASURES - 1]);
+        if (stop_after("W7_erase_one"))
+            goto out;
+    }
+
+    /* Extra W8: W8_ERASURES more customers in one ck_erase_many. */
+    if (er_k + W7_ERASURES + W8_ERASURES <= d.n) {
+        static char refs[W8_ERASURES][16];
+        static ck_who who[W8_ERASURES];
+        for (long i = 0; i < W8_ERASURES; i++) {
+            uint32_t id = er_all[er_k + W7_ERASURES + i];
+            snprintf(refs[i], sizeof refs[i], "%u", id);
+            who[i] = (ck_who){CK_BY_REF, refs[i], 0, NULL, NULL, NULL};
+            bits[id - 1] = ERASED;
+        }
+        uint64_t erased = 0;
+        perf_mark("W8_erase_batch", 1);
+        t = now_s();
+        CK(st, ck_erase_many(&erased, st, who, W8_ERASURES, "art17-request", "bench", NULL, NULL));
+        secs = now_s() - t;
+        perf_mark("W8_erase_batch", 0);
+        if (erased != W8_ERASURES)
+            DIE("W8_erase_batch: %llu erased of %d", (unsigned long long)erased, W8_ERASURES);
+        report("W8_erase_batch", W8_ERASURES, secs, erased, 0);
+        if (stop_after("W8_erase_batch"))
+            goto out;
+    }
 
     /* Extras. W2 again with every release's audit entry fsync'ed before
      * it returns (reopened in CK_AUDIT_STRICT); after W5 and W6, so its
@@ -914,6 +979,19 @@ int main(int argc, char **argv)
         printf("# audit entries %llu in %u segment(s)\n", (unsigned long long)vr.entries,
                vr.segments);
     }
+
+    /* Extra W10: compaction of the whole store (both files rewritten entry
+     * by entry and renamed into place). */
+    {
+        long long before = dir_bytes(dir, 0);
+        perf_mark("W10_compact", 1);
+        t = now_s();
+        CK(st, ck_compact(st, "bench"));
+        secs = now_s() - t;
+        perf_mark("W10_compact", 0);
+        report("W10_compact", 1, secs, 1, 0);
+        printf("# W10_compact store_bytes %lld -> %lld\n", before, dir_bytes(dir, 0));
+    }
     ck_close(st);
     printf("# store_bytes_at_end %lld\n", dir_bytes(dir, 0));
     printf("# db_bytes %lld\n", db_bytes);
@@ -928,6 +1006,7 @@ out:
     if (unlink(key_file) != 0)
         DIE("cannot remove %s: %s", key_file, strerror(errno));
     free(bits);
+    free(er_all);
     free(d.c);
     free(d.text);
     if (g_mismatch)

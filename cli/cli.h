@@ -98,6 +98,10 @@ extern const char HELP_ERASE[];
 int cmd_purge(cli *c, int argc, char **argv);
 extern const char HELP_PURGE[];
 
+/* Legal holds (cmd_hold.c). */
+int cmd_hold(cli *c, int argc, char **argv);
+extern const char HELP_HOLD[];
+
 /* Subject selection, shared by the commands that name one subject
  * (cmd_data.c): exactly one of --subject ID, --ref R, --lookup FIELD=VALUE,
  * --pseudonym PS, --alias A. A pseudonym's context is the command's own

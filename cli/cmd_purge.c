@@ -24,6 +24,8 @@ const char HELP_PURGE[] =
     "    state \"expired\" (same scope, recipients and expiry; source \"purge\";\n"
     "    collector A). get keeps saying \"expired\"; a new grant supersedes it.\n"
     "    Purging twice adds nothing.\n"
+    "  - a legal hold (an erasure's kept values) whose time is over is destroyed\n"
+    "    as hold expire does: audited, its key deleted, the keyring scrubbed.\n"
     "\n"
     "Subjects are taken in batches, each committed on its own; before a batch\n"
     "commits, its audit entries are written and fsync'ed: one \"purge\" entry per\n"
@@ -38,10 +40,11 @@ const char HELP_PURGE[] =
     "  --actor A   who purges (the audit entries' actor; required)\n"
     "\n"
     "Prints {\"dry_run\":false,\"values_removed\":N,\"consents_expired\":M,\n"
-    "\"subjects\":K,\"by_field\":{\"note\":n,...},\"by_purpose\":{\"news\":m,...}}:\n"
-    "K subjects changed; by_field and by_purpose name only what was removed or\n"
-    "expired. Names and counts only, never a value or a ref. --format text\n"
-    "prints the same for people.\n"
+    "\"subjects\":K,\"holds_expired\":H,\"by_field\":{\"note\":n,...},\n"
+    "\"by_purpose\":{\"news\":m,...}}: K subjects changed, H legal holds destroyed;\n"
+    "by_field and by_purpose name only what was removed or expired. Names and\n"
+    "counts only, never a value or a ref. --format text prints the same for\n"
+    "people.\n"
     "\n"
     "A deleted value stays as ciphertext in free pages of the data file until\n"
     "LMDB reuses them: run compact afterwards when it must be gone from the\n"
@@ -81,6 +84,8 @@ static int print_text(const char *figures)
     print_counts(json_object_get(j, "by_purpose"));
     printf("\nsubjects %s: %lld\n", dry ? "concerned" : "changed",
            (long long)json_integer_value(json_object_get(j, "subjects")));
+    printf("legal holds %s: %lld\n", dry ? "to destroy" : "destroyed",
+           (long long)json_integer_value(json_object_get(j, "holds_expired")));
     json_decref(j);
     return EXIT_OK;
 }

@@ -59,6 +59,8 @@ static const cli_command COMMANDS[] = {
     {"erase", "erase a subject (crypto-shredding) and print a receipt", HELP_ERASE, cmd_erase},
     {"export", "everything held on a subject: the customer's access export", HELP_EXPORT,
      cmd_export},
+    {"hold", "read or expire the values an erasure kept for a legal obligation", HELP_HOLD,
+     cmd_hold},
     {"backup", "write a consistent copy of the store while it is in use", HELP_BACKUP, cmd_backup},
     {"compact", "rewrite the store's files so nothing of erased subjects remains", HELP_COMPACT,
      cmd_compact},

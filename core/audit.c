@@ -1072,6 +1072,12 @@ int ck_audit__append(ck_store *st, const ck_audit_entry *e, bool strict, uint64_
 
 int ck_audit__append_many(ck_store *st, const ck_audit_entry *e, size_t n, bool strict)
 {
+    return ck_audit__append_many_out(st, e, n, strict, NULL, NULL);
+}
+
+int ck_audit__append_many_out(ck_store *st, const ck_audit_entry *e, size_t n, bool strict,
+                              uint64_t *seqs_out, uint8_t (*hashes_out)[CK_AUDIT_HASH_BYTES])
+{
     int rc;
     pending *ps = NULL;
     ck_buf *encs = NULL;
@@ -1138,6 +1144,10 @@ int ck_audit__append_many(ck_store *st, const ck_audit_entry *e, size_t n, bool 
             rc = ck_err__set(st, ps[i].rc, "%s", ps[i].msg);
             break;
         }
+        if (seqs_out != NULL)
+            seqs_out[i] = ps[i].seq;
+        if (hashes_out != NULL)
+            memcpy(hashes_out[i], ps[i].hash, HASH_BYTES);
     }
 cleanup:
     for (size_t i = 0; encs != NULL && i < n; i++)

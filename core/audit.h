@@ -112,6 +112,10 @@ int ck_audit__append(ck_store *st, const ck_audit_entry *e, bool strict, uint64_
  * of them may have been written (never a torn one).
  */
 int ck_audit__append_many(ck_store *st, const ck_audit_entry *e, size_t n, bool strict);
+/* The same, giving each entry's sequence number and chain hash (either
+ * array may be NULL; n elements each), for receipts. */
+int ck_audit__append_many_out(ck_store *st, const ck_audit_entry *e, size_t n, bool strict,
+                              uint64_t *seqs_out, uint8_t (*hashes_out)[CK_AUDIT_HASH_BYTES]);
 
 /*
  * ck_audit__pseudonym - the audit pseudonym of a subject.

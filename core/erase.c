@@ -1,46 +1,88 @@
 /*
- * erase.c - erasure by crypto-shredding, with tombstones and a receipt.
+ * erase.c - erasure by crypto-shredding, with tombstones, legal holds and
+ * a receipt; one subject (ck_erase) or a batch (ck_erase_many).
  *
- * One data write transaction holds the whole erasure; inside it:
- *   1. the subject is resolved and opened (data key, record);
+ * A chunk of subjects (one for ck_erase, up to ERASE_CHUNK for a batch) is
+ * erased in one data write transaction; inside it:
+ *   1. each subject is resolved and opened (data key, record); the holds
+ *      its legal_obligation purposes declare are made (hold.c): its kept
+ *      values read and sealed under fresh keys, staged in memory;
  *   2. everything of it is deleted: values, consent records and their
  *      consent-index entries, contact logs, index entries, the record;
  *      tombstones are written for its ref and identifying values;
- *   3. the erasure is audited, strictly (before anything is destroyed);
- *   4. the data key is deleted from the keyring in a keyring transaction
- *      that commits (fsync'ed) - the point of no return - and the keyring
- *      file is then scrubbed of every stale copy of the wrapped key, under
- *      the keyring's writer lock so that no writer reuses a page meanwhile;
+ *   3. the erasures (and the holds made) are audited, strictly, in one
+ *      append - before anything is destroyed;
+ *   4. ONE keyring transaction writes the holds and deletes every data key
+ *      of the chunk, and commits (fsync'ed) - the point of no return;
+ *      the keyring file is then scrubbed, in one pass, of every stale copy
+ *      of the wrapped keys, under the keyring's writer lock so that no
+ *      writer reuses a page meanwhile;
  *   5. the data transaction commits.
- * A crash after 4 and before 5 leaves records that nothing can decrypt any
- * more; erasing again cleans them up (without the key the record's index
+ * A crash before 4 leaves every subject whole (and erasable); after 4 and
+ * before 5, records that nothing can decrypt any more, and the holds made:
+ * erasing again cleans the records up (without the key a record's index
  * list cannot be read, so the index is searched for the subject instead).
+ * The holds are written in the same keyring commit that destroys the keys,
+ * so a subject is never erased without its holds.
+ *
+ * ck_env__write runs the data transaction again when the map grows. Before
+ * the keyring commit nothing is done twice (the audit comes after the last
+ * write that can fill the map); after it, the run only deletes again, from
+ * what the first run recorded of each subject (its id and index entries).
  */
-#include "audit.h"
-#include "consent.h"
+#include "hold.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include "consent.h"
+#include "value.h"
+
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define REASON_MAX 64
+/* Subjects erased per data transaction (and per audit append, keyring
+ * commit and scrub) by ck_erase_many. */
+#define ERASE_CHUNK 1024
 
-typedef struct erase_ctx {
+/* One subject of a chunk. */
+typedef struct erase_item {
     const ck_who *who;
-    const char *reason;
-    const char *actor;
-    /* results */
+    int rc;        /* CK_OK: erased; else why it was left alone */
+    bool have_key; /* false: finishing an erasure cut after its key went */
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
     uint8_t pn[CK_AUDIT_PSEUDONYM_BYTES];
-    uint64_t values, consents, contacts, index_entries, tombstones;
+    uint8_t (*ix)[CK_IX_ENTRY]; /* its index entries, from its record (heap) */
+    uint32_t nix;
+    uint64_t values, consents, contacts, index_entries, tombstones, scrubbed;
     uint64_t seq;
     uint8_t hash[CK_AUDIT_HASH_BYTES];
+    ck_hold_new *holds; /* heap */
+    uint32_t nholds;
+} erase_item;
+
+typedef struct erase_run {
+    const char *reason;
+    const char *actor;
+    erase_item *items;
+    size_t n;
+    bool single;    /* ck_erase: a subject that cannot be erased fails the call */
+    bool keys_done; /* the keyring commit happened: a run again only deletes */
     int64_t at;
-    uint64_t scrubbed; /* stale copies of the wrapped key overwritten */
-} erase_ctx;
+    ck_arena arena; /* what the receipts say of the holds */
+} erase_run;
+
+static void item_reset(erase_item *it)
+{
+    const ck_who *who = it->who;
+    ck_mem__free(it->ix);
+    for (uint32_t i = 0; i < it->nholds; i++)
+        ck_hold__fini(&it->holds[i]);
+    ck_mem__free(it->holds);
+    memset(it, 0, sizeof *it);
+    it->who = who;
+    it->rc = CK_ENOTFOUND;
+}
 
 /* Delete every key of `dbi` that starts with `prefix`; count them. For the
  * consents database, also delete each record's consent-index entry. */
@@ -80,218 +122,406 @@ static int delete_prefix(ck_store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t 
     return rc;
 }
 
-/* Without the record (key already gone): find the subject's index entries
- * by walking the index. Slow, and only on the recovery path. */
-static int delete_index_by_scan(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
-                                uint64_t *count)
+/* Without the record (key already gone): find the index entries of the
+ * subjects of `items` whose key was gone by walking the index once. Slow,
+ * and only on the recovery path. */
+typedef struct lost_sid {
+    uint8_t sid[CK_SUBJECT_ID_BYTES];
+    erase_item *it;
+} lost_sid;
+
+static int lost_cmp(const void *a, const void *b)
 {
+    return memcmp(a, b, CK_SUBJECT_ID_BYTES);
+}
+
+static int delete_index_by_scan(ck_store *st, MDB_txn *txn, erase_run *run)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < run->n; i++)
+        n += run->items[i].rc == CK_OK && !run->items[i].have_key;
+    if (n == 0)
+        return CK_OK;
+    lost_sid *lost = ck_mem__malloc(n * sizeof *lost);
+    if (lost == NULL)
+        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    n = 0;
+    for (size_t i = 0; i < run->n; i++) {
+        erase_item *it = &run->items[i];
+        if (it->rc == CK_OK && !it->have_key) {
+            memcpy(lost[n].sid, it->sid, CK_SUBJECT_ID_BYTES);
+            lost[n++].it = it;
+        }
+    }
+    qsort(lost, n, sizeof *lost, lost_cmp);
     MDB_cursor *cur;
+    int rc = CK_OK;
     int mrc = mdb_cursor_open(txn, st->dbi_index, &cur);
-    if (mrc != 0)
+    if (mrc != 0) {
+        ck_mem__free(lost);
         return ck_err__mdb(st, mrc, "cannot open a cursor");
+    }
     MDB_val k, v;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size == CK_SUBJECT_ID_BYTES && memcmp(v.mv_data, sid, CK_SUBJECT_ID_BYTES) == 0) {
+        if (v.mv_size != CK_SUBJECT_ID_BYTES)
+            continue;
+        lost_sid *hit = bsearch(v.mv_data, lost, n, sizeof *lost, lost_cmp);
+        if (hit != NULL) {
             mrc = mdb_cursor_del(cur, 0);
             if (mrc != 0)
                 break;
-            (*count)++;
+            hit->it->index_entries++;
         }
     }
     mdb_cursor_close(cur);
+    ck_mem__free(lost);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
-        return ck_err__mdb(st, mrc, "cannot delete index entries");
-    return CK_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The keyring: delete, commit, scrub                                        */
-/* ------------------------------------------------------------------------ */
-
-typedef struct key_ctx {
-    const uint8_t *sid;
-    uint8_t rec[CK_KEYRING_RECORD_BYTES];
-    bool have_rec;
-    uint64_t scrubbed;
-} key_ctx;
-
-static int key_delete_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
-{
-    key_ctx *kc = ctx;
-    MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)kc->sid}, v;
-    int mrc = mdb_get(ktxn, st->dbi_keyring, &k, &v);
-    if (mrc == MDB_NOTFOUND)
-        return CK_OK; /* already destroyed (an erasure interrupted after it) */
-    if (mrc != 0)
-        return ck_err__mdb(st, mrc, "cannot read the keyring");
-    kc->have_rec = v.mv_size == CK_KEYRING_RECORD_BYTES;
-    if (kc->have_rec)
-        memcpy(kc->rec, v.mv_data, CK_KEYRING_RECORD_BYTES);
-    return ck_keyring__delete(st, ktxn, kc->sid);
-}
-
-/*
- * Overwrite every copy of the deleted record left in the keyring file.
- * Runs inside a keyring write transaction that writes nothing: holding
- * LMDB's writer lock, no writer can reuse a freed page while we scan. The
- * record holds a random 24-byte nonce, so its 73 bytes occur nowhere else.
- * A reader still holding a snapshot from before the deletion would read
- * zeros there and fail to unwrap that one key - the subject is erased.
- */
-static int key_scrub_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
-{
-    (void)ktxn;
-    key_ctx *kc = ctx;
-    if (!kc->have_rec)
-        return CK_OK;
-    /* Map the whole file read-only and search it in place (no copy into a
-     * buffer); overwrite each hit with pwrite. */
-    char *path = ck_mem__path_join(st->dir, CK_KEYRING_FILE);
-    if (path == NULL)
-        return ck_err__set(st, CK_ENOMEM, "out of memory");
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    ck_mem__free(path);
-    if (fd < 0)
-        return ck_err__errno(st, errno, "cannot open the keyring to scrub it", CK_KEYRING_FILE);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int err = errno;
-        close(fd);
-        return ck_err__errno(st, err, "cannot stat the keyring to scrub it", CK_KEYRING_FILE);
-    }
-    size_t len = (size_t)sb.st_size;
-    if (len < CK_KEYRING_RECORD_BYTES) {
-        close(fd);
-        return CK_OK;
-    }
-    const uint8_t *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        int err = errno;
-        close(fd);
-        return ck_err__errno(st, err, "cannot map the keyring to scrub it", CK_KEYRING_FILE);
-    }
-    int rc = CK_OK;
-    static const uint8_t zeros[CK_KEYRING_RECORD_BYTES];
-    const uint8_t *p = map, *end = map + len;
-    while (rc == CK_OK && (size_t)(end - p) >= CK_KEYRING_RECORD_BYTES) {
-        const uint8_t *hit = memmem(p, (size_t)(end - p), kc->rec, CK_KEYRING_RECORD_BYTES);
-        if (hit == NULL)
-            break;
-        if (pwrite(fd, zeros, sizeof zeros, (off_t)(hit - map)) != (ssize_t)sizeof zeros)
-            rc = ck_err__errno(st, errno, "cannot scrub the keyring", CK_KEYRING_FILE);
-        else
-            kc->scrubbed++;
-        p = hit + 1;
-    }
-    munmap((void *)map, len);
-    if (rc == CK_OK && kc->scrubbed > 0 && fdatasync(fd) != 0)
-        rc = ck_err__errno(st, errno, "cannot fsync the scrubbed keyring", CK_KEYRING_FILE);
-    close(fd);
+        rc = ck_err__mdb(st, mrc, "cannot delete index entries");
     return rc;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The erasure                                                               */
-/* ------------------------------------------------------------------------ */
-
-static int erase_fn(ck_wctx *w, void *ctx)
+/* Delete everything of one subject inside the data transaction, from what
+ * was recorded of it (so that a run again after the keyring commit can do
+ * it without the key). Index entries of a subject without its record are
+ * left to delete_index_by_scan. */
+static int delete_subject(ck_wctx *w, erase_item *it)
 {
-    erase_ctx *e = ctx;
     ck_store *st = w->st;
-    uint8_t sid[CK_SUBJECT_ID_BYTES];
-    ck_subj s = {0};
-    e->values = e->consents = e->contacts = e->index_entries = e->tombstones = 0;
-    e->at = w->now;
-    CK_TRY(ck_subject__resolve(sid, st, w->txn, w->schema, e->who, NULL, NULL, &w->norm));
-    int rc = ck_subject__open(w, &s, sid);
-    bool have_key = rc == CK_OK;
-    if (rc == CK_ENOTFOUND) {
-        /* The key is gone but records remain: an erasure was interrupted
-         * between its two commits. Finish it. */
-        rc = CK_OK;
-        memcpy(s.sid, sid, sizeof sid);
-    }
-    if (rc == CK_OK && have_key)
-        ck_audit__pseudonym(e->pn, st, s.dk, s.sid);
-    else if (rc == CK_OK)
-        memset(e->pn, 0, sizeof e->pn);
-
-    /* Tombstones first (they need the record), then the index entries. */
-    for (uint32_t i = 0; rc == CK_OK && have_key && i < s.nix; i++) {
+    it->values = it->consents = it->contacts = it->index_entries = it->tombstones = 0;
+    /* Tombstones first (their tags are in the record's entries), then the
+     * index entries themselves. */
+    for (uint32_t i = 0; i < it->nix; i++) {
         static const uint8_t zero[CK_TOMB_BYTES];
-        const uint8_t *tag = s.ix[i] + CK_INDEX_KEY_BYTES;
+        const uint8_t *tag = it->ix[i] + CK_INDEX_KEY_BYTES;
         if (memcmp(tag, zero, CK_TOMB_BYTES) != 0) {
             uint8_t when[8];
             ck_be64_put(when, (uint64_t)w->now);
             MDB_val tk = {CK_TOMB_BYTES, (void *)tag}, tv = {sizeof when, when};
             int mrc = ck_mdb__put(w->txn, st->dbi_tombstones, &tk, &tv, 0);
             if (mrc != 0)
-                rc = ck_err__mdb(st, mrc, "cannot write a tombstone");
-            else
-                e->tombstones++;
+                return ck_err__mdb(st, mrc, "cannot write a tombstone");
+            it->tombstones++;
         }
-        if (rc == CK_OK) {
-            MDB_val k = {CK_INDEX_KEY_BYTES, s.ix[i]}, v = {CK_SUBJECT_ID_BYTES, s.sid};
-            int mrc = mdb_del(w->txn, st->dbi_index, &k, &v);
-            if (mrc != 0 && mrc != MDB_NOTFOUND)
-                rc = ck_err__mdb(st, mrc, "cannot delete an index entry");
-            else
-                e->index_entries += mrc == 0;
-        }
-    }
-    if (rc == CK_OK && !have_key)
-        rc = delete_index_by_scan(st, w->txn, s.sid, &e->index_entries);
-    if (rc == CK_OK)
-        rc = delete_prefix(st, w->txn, st->dbi_values, s.sid, CK_SUBJECT_ID_BYTES, false,
-                           &e->values);
-    if (rc == CK_OK)
-        rc = delete_prefix(st, w->txn, st->dbi_consents, s.sid, CK_SUBJECT_ID_BYTES, true,
-                           &e->consents);
-    if (rc == CK_OK)
-        rc = delete_prefix(st, w->txn, st->dbi_contacts, s.sid, CK_SUBJECT_ID_BYTES, false,
-                           &e->contacts);
-    if (rc == CK_OK) {
-        MDB_val k = {CK_SUBJECT_ID_BYTES, s.sid};
-        int mrc = mdb_del(w->txn, st->dbi_subjects, &k, NULL);
+        MDB_val k = {CK_INDEX_KEY_BYTES, it->ix[i]}, v = {CK_SUBJECT_ID_BYTES, it->sid};
+        int mrc = mdb_del(w->txn, st->dbi_index, &k, &v);
         if (mrc != 0 && mrc != MDB_NOTFOUND)
-            rc = ck_err__mdb(st, mrc, "cannot delete the subject record");
+            return ck_err__mdb(st, mrc, "cannot delete an index entry");
+        it->index_entries += mrc == 0;
     }
+    CK_TRY(delete_prefix(st, w->txn, st->dbi_values, it->sid, CK_SUBJECT_ID_BYTES, false,
+                         &it->values));
+    CK_TRY(delete_prefix(st, w->txn, st->dbi_consents, it->sid, CK_SUBJECT_ID_BYTES, true,
+                         &it->consents));
+    CK_TRY(delete_prefix(st, w->txn, st->dbi_contacts, it->sid, CK_SUBJECT_ID_BYTES, false,
+                         &it->contacts));
+    MDB_val k = {CK_SUBJECT_ID_BYTES, it->sid};
+    int mrc = mdb_del(w->txn, st->dbi_subjects, &k, NULL);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return ck_err__mdb(st, mrc, "cannot delete the subject record");
+    return CK_OK;
+}
 
-    /* Audited before anything is destroyed: an erasure that cannot be
-     * audited is not made. */
-    if (rc == CK_OK) {
-        ck_audit_detail_item d[6] = {{"reason", e->reason, 0},
-                                     {"values", NULL, (int64_t)e->values},
-                                     {"consents", NULL, (int64_t)e->consents},
-                                     {"contacts", NULL, (int64_t)e->contacts},
-                                     {"index_entries", NULL, (int64_t)e->index_entries},
-                                     {"tombstones", NULL, (int64_t)e->tombstones}};
-        ck_audit_entry ae = CK_AUDIT_ENTRY_INIT;
-        ae.actor = e->actor;
-        ae.action = "erase";
-        ae.subject = have_key ? e->pn : NULL;
-        ae.detail = d;
-        ae.n_detail = 6;
-        rc = ck_audit__append(st, &ae, true, &e->seq, e->hash);
+/* Resolve and open one subject, record what its deletion needs, make its
+ * holds. `it->rc` says whether it is to be erased; the return value is a
+ * failure of the whole chunk. */
+static int prepare_subject(ck_wctx *w, erase_run *run, erase_item *it)
+{
+    ck_store *st = w->st;
+    ck_subj s = {0};
+    int rc = ck_subject__resolve(it->sid, st, w->txn, w->schema, it->who, NULL, NULL, &w->norm);
+    if (rc == CK_ENOTFOUND || rc == CK_EINVAL || rc == CK_EAMBIGUOUS) {
+        it->rc = rc;
+        return run->single ? rc : CK_OK;
     }
-
-    /* The point of no return: the data key, durably, then its residue. */
-    if (rc == CK_OK) {
-        key_ctx kc;
-        memset(&kc, 0, sizeof kc);
-        kc.sid = s.sid;
-        rc = ck_wctx__commit_keys(w); /* ends the keyring read transaction */
-        if (rc == CK_OK)
-            rc = ck_env__write(st, &st->keyring, key_delete_txn, &kc);
-        if (rc == CK_OK)
-            rc = ck_env__write(st, &st->keyring, key_scrub_txn, &kc);
-        sodium_memzero(kc.rec, sizeof kc.rec);
-        e->scrubbed = kc.scrubbed;
+    CK_TRY(rc);
+    rc = ck_subject__open(w, &s, it->sid);
+    if (rc == CK_ENOTFOUND) {
+        /* The key is gone but records remain: an erasure was cut between
+         * its two commits. Finish it. */
+        it->have_key = false;
+        it->rc = CK_OK;
+        return CK_OK;
     }
+    if (rc == CK_EINTEGRITY && !run->single) {
+        it->rc = rc; /* left as it is: the batch goes on */
+        return CK_OK;
+    }
+    CK_GUARD(rc);
+    it->have_key = true;
+    ck_audit__pseudonym(it->pn, st, s.dk, s.sid);
+    if (s.nix > 0) {
+        it->ix = ck_mem__malloc((size_t)s.nix * CK_IX_ENTRY);
+        CK_ENSURE(it->ix != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+        memcpy(it->ix, s.ix, (size_t)s.nix * CK_IX_ENTRY);
+        it->nix = s.nix;
+    }
+    /* The holds, while its values can still be read. */
+    for (uint32_t i = 0; i < w->schema->npurposes; i++) {
+        const ck_schema_purpose *p = &w->schema->purposes[i];
+        if (p->hold.nfields == 0)
+            continue;
+        if (it->holds == NULL) {
+            it->holds = ck_mem__calloc(w->schema->npurposes, sizeof *it->holds);
+            CK_ENSURE(it->holds != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+        }
+        bool made;
+        CK_GUARD(ck_hold__make(&it->holds[it->nholds], &made, w, &s, p, &run->arena));
+        it->nholds += made;
+    }
+    it->rc = CK_OK;
+    rc = CK_OK;
+cleanup:
     ck_subj__fini(&s);
     return rc;
 }
+
+/* Audit every erasure of the chunk, and every hold made, in one strict
+ * append: an erasure that cannot be audited is not made. */
+static int audit_chunk(ck_store *st, erase_run *run)
+{
+    enum { ERASE_DETAILS = 7, HOLD_DETAILS = 3 };
+    size_t ne = 0;
+    for (size_t i = 0; i < run->n; i++)
+        if (run->items[i].rc == CK_OK)
+            ne += 1 + run->items[i].nholds;
+    if (ne == 0)
+        return CK_OK;
+    int rc;
+    ck_audit_entry *es = ck_mem__calloc(ne, sizeof *es);
+    ck_audit_detail_item *ds = ck_mem__calloc(ne, ERASE_DETAILS * sizeof *ds);
+    uint64_t *seqs = ck_mem__calloc(ne, sizeof *seqs);
+    uint8_t(*hashes)[CK_AUDIT_HASH_BYTES] = ck_mem__calloc(ne, sizeof *hashes);
+    CK_ENSURE(es != NULL && ds != NULL && seqs != NULL && hashes != NULL,
+              ck_err__set(st, CK_ENOMEM, "out of memory"));
+    size_t k = 0;
+    for (size_t i = 0; i < run->n; i++) {
+        erase_item *it = &run->items[i];
+        if (it->rc != CK_OK)
+            continue;
+        ck_audit_detail_item *d = ds + k * ERASE_DETAILS;
+        d[0] = (ck_audit_detail_item){"reason", run->reason, 0};
+        d[1] = (ck_audit_detail_item){"values", NULL, (int64_t)it->values};
+        d[2] = (ck_audit_detail_item){"consents", NULL, (int64_t)it->consents};
+        d[3] = (ck_audit_detail_item){"contacts", NULL, (int64_t)it->contacts};
+        d[4] = (ck_audit_detail_item){"index_entries", NULL, (int64_t)it->index_entries};
+        d[5] = (ck_audit_detail_item){"tombstones", NULL, (int64_t)it->tombstones};
+        d[6] = (ck_audit_detail_item){"holds", NULL, (int64_t)it->nholds};
+        es[k] = (ck_audit_entry)CK_AUDIT_ENTRY_INIT;
+        es[k].actor = run->actor;
+        es[k].action = "erase";
+        es[k].subject = it->have_key ? it->pn : NULL;
+        es[k].detail = d;
+        es[k].n_detail = it->nholds > 0 ? 7 : 6;
+        k++;
+        /* Each hold kept: right after its erasure, under its own
+         * pseudonym (reads of the hold are audited under it too). */
+        for (uint32_t h = 0; h < it->nholds; h++) {
+            const ck_hold_new *hn = &it->holds[h];
+            d = ds + k * ERASE_DETAILS;
+            d[0] = (ck_audit_detail_item){"event", "kept", 0};
+            d[1] = (ck_audit_detail_item){"fields", NULL, (int64_t)hn->nfields};
+            d[2] = (ck_audit_detail_item){"until", NULL, hn->until};
+            es[k] = (ck_audit_entry)CK_AUDIT_ENTRY_INIT;
+            es[k].actor = run->actor;
+            es[k].action = "hold";
+            es[k].purpose = hn->purpose;
+            es[k].subject = hn->pn;
+            es[k].detail = d;
+            es[k].n_detail = HOLD_DETAILS;
+            k++;
+        }
+    }
+    CK_GUARD(ck_audit__append_many_out(st, es, ne, true, seqs, hashes));
+    k = 0;
+    for (size_t i = 0; i < run->n; i++) {
+        erase_item *it = &run->items[i];
+        if (it->rc != CK_OK)
+            continue;
+        it->seq = seqs[k];
+        memcpy(it->hash, hashes[k], CK_AUDIT_HASH_BYTES);
+        k += 1 + it->nholds;
+    }
+    rc = CK_OK;
+cleanup:
+    ck_mem__free(es);
+    ck_mem__free(ds);
+    ck_mem__free(seqs);
+    ck_mem__free(hashes);
+    return rc;
+}
+
+/* The keyring transaction: holds written, data keys deleted (their
+ * records kept in `keyrecs` for the scrub), one commit. */
+typedef struct keys_ctx {
+    erase_run *run;
+    uint8_t *keyrecs; /* one per item (zero when it had none) */
+    bool *have;
+} keys_ctx;
+
+static int keys_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
+{
+    keys_ctx *kc = ctx;
+    erase_run *run = kc->run;
+    for (size_t i = 0; i < run->n; i++) {
+        erase_item *it = &run->items[i];
+        kc->have[i] = false;
+        if (it->rc != CK_OK)
+            continue;
+        for (uint32_t h = 0; h < it->nholds; h++)
+            CK_TRY(ck_hold__put(st, ktxn, &it->holds[h]));
+        MDB_val k = {CK_SUBJECT_ID_BYTES, it->sid}, v;
+        int mrc = mdb_get(ktxn, st->dbi_keyring, &k, &v);
+        if (mrc == MDB_NOTFOUND)
+            continue; /* already destroyed (an erasure cut after it) */
+        if (mrc != 0)
+            return ck_err__mdb(st, mrc, "cannot read the keyring");
+        if (v.mv_size == CK_KEYRING_RECORD_BYTES) {
+            memcpy(kc->keyrecs + i * CK_KEYRING_RECORD_BYTES, v.mv_data, CK_KEYRING_RECORD_BYTES);
+            kc->have[i] = true;
+        }
+        CK_TRY(ck_keyring__delete(st, ktxn, it->sid));
+    }
+    return CK_OK;
+}
+
+/* The point of no return, then the residue: one keyring commit, one scrub. */
+static int destroy_keys(ck_wctx *w, erase_run *run)
+{
+    ck_store *st = w->st;
+    int rc;
+    keys_ctx kc = {run, NULL, NULL};
+    uint8_t *recs = NULL;
+    uint64_t *hits = NULL;
+    kc.keyrecs = ck_mem__calloc(run->n, CK_KEYRING_RECORD_BYTES);
+    kc.have = ck_mem__calloc(run->n, sizeof *kc.have);
+    recs = ck_mem__calloc(run->n, CK_KEYRING_RECORD_BYTES);
+    hits = ck_mem__calloc(run->n, sizeof *hits);
+    CK_ENSURE(kc.keyrecs != NULL && kc.have != NULL && recs != NULL && hits != NULL,
+              ck_err__set(st, CK_ENOMEM, "out of memory"));
+    CK_GUARD(ck_wctx__commit_keys(w)); /* ends the keyring read transaction */
+    CK_GUARD(ck_env__write(st, &st->keyring, keys_txn, &kc));
+    run->keys_done = true;
+    size_t m = 0;
+    for (size_t i = 0; i < run->n; i++)
+        if (kc.have[i])
+            memcpy(recs + m++ * CK_KEYRING_RECORD_BYTES, kc.keyrecs + i * CK_KEYRING_RECORD_BYTES,
+                   CK_KEYRING_RECORD_BYTES);
+    CK_GUARD(ck_keyring__scrub(st, recs, m, hits));
+    m = 0;
+    for (size_t i = 0; i < run->n; i++)
+        if (kc.have[i])
+            run->items[i].scrubbed = hits[m++];
+    rc = CK_OK;
+cleanup:
+    if (kc.keyrecs != NULL)
+        sodium_memzero(kc.keyrecs, run->n * CK_KEYRING_RECORD_BYTES);
+    if (recs != NULL)
+        sodium_memzero(recs, run->n * CK_KEYRING_RECORD_BYTES);
+    ck_mem__free(kc.keyrecs);
+    ck_mem__free(kc.have);
+    ck_mem__free(recs);
+    ck_mem__free(hits);
+    return rc;
+}
+
+static int erase_fn(ck_wctx *w, void *ctx)
+{
+    erase_run *run = ctx;
+    if (run->keys_done) {
+        /* The data transaction is run again (the map grew) after the keys
+         * were destroyed: delete again, from what was recorded. */
+        for (size_t i = 0; i < run->n; i++)
+            if (run->items[i].rc == CK_OK)
+                CK_TRY(delete_subject(w, &run->items[i]));
+        return delete_index_by_scan(w->st, w->txn, run);
+    }
+    for (size_t i = 0; i < run->n; i++)
+        item_reset(&run->items[i]);
+    ck_arena__reset(&run->arena);
+    run->at = w->now;
+    for (size_t i = 0; i < run->n; i++) {
+        erase_item *it = &run->items[i];
+        CK_TRY(prepare_subject(w, run, it));
+        /* Deleted at once, so that the same subject named twice (by ref,
+         * then by e-mail) is not found the second time. */
+        if (it->rc == CK_OK)
+            CK_TRY(delete_subject(w, it));
+    }
+    CK_TRY(delete_index_by_scan(w->st, w->txn, run));
+    bool any = false;
+    for (size_t i = 0; i < run->n && !any; i++)
+        any = run->items[i].rc == CK_OK;
+    if (!any)
+        return CK_OK;
+    CK_TRY(audit_chunk(w->st, run));
+    return destroy_keys(w, run);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Receipts                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void ts_text(char out[CK_TS_TEXT_MAX], int64_t sec)
+{
+    ck_value tv;
+    memset(&tv, 0, sizeof tv);
+    tv.type = CK_TYPE_TIMESTAMP;
+    tv.u.ts.sec = sec;
+    if (ck_ts__format(out, CK_TS_TEXT_MAX, &tv) != CK_OK)
+        snprintf(out, CK_TS_TEXT_MAX, "%lld", (long long)sec);
+}
+
+static int appendf(ck_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int appendf(ck_buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return CK_EINTERNAL;
+    return ck_buf__append(b, tmp, (size_t)n);
+}
+
+/* The receipt of an erased subject, NUL-terminated, into `b`. */
+static int receipt(ck_buf *b, const erase_run *run, const erase_item *it)
+{
+    char pn[2 * CK_AUDIT_PSEUDONYM_BYTES + 1], hs[2 * CK_AUDIT_HASH_BYTES + 1];
+    char at[CK_TS_TEXT_MAX];
+    sodium_bin2hex(pn, sizeof pn, it->pn, sizeof it->pn);
+    sodium_bin2hex(hs, sizeof hs, it->hash, sizeof it->hash);
+    ts_text(at, run->at);
+    ck_buf__reset(b);
+    CK_TRY(appendf(b,
+                   "{\"erased\":true,\"subject\":\"%s\",\"at\":\"%s\",\"reason\":\"%s\","
+                   "\"audit\":{\"seq\":%llu,\"hash\":\"%s\"},\"deleted\":{\"values\":%llu,"
+                   "\"consents\":%llu,\"contacts\":%llu,\"index_entries\":%llu},"
+                   "\"tombstones\":%llu,\"keyring_copies_scrubbed\":%llu,\"holds\":[",
+                   pn, at, run->reason, (unsigned long long)it->seq, hs,
+                   (unsigned long long)it->values, (unsigned long long)it->consents,
+                   (unsigned long long)it->contacts, (unsigned long long)it->index_entries,
+                   (unsigned long long)it->tombstones, (unsigned long long)it->scrubbed));
+    for (uint32_t h = 0; h < it->nholds; h++) {
+        const ck_hold_new *hn = &it->holds[h];
+        char id[2 * CK_HOLD_ID_BYTES + 1], until[CK_TS_TEXT_MAX];
+        sodium_bin2hex(id, sizeof id, hn->id, sizeof hn->id);
+        ts_text(until, hn->until);
+        CK_TRY(appendf(b, "%s{\"hold\":\"%s\",\"purpose\":\"%s\",\"basis\":\"%s\",\"description\":",
+                       h > 0 ? "," : "", id, hn->purpose, ck_schema__basis_name(hn->basis)));
+        CK_TRY(ck_value__json_string(b, hn->description, strlen(hn->description)));
+        CK_TRY(appendf(b, ",\"until\":\"%s\",\"fields\":[", until));
+        for (uint32_t f = 0; f < hn->nfields; f++)
+            CK_TRY(appendf(b, "%s\"%s\"", f > 0 ? "," : "", hn->fields[f]));
+        CK_TRY(appendf(b, "]}"));
+    }
+    return ck_buf__append(b, "]}", 3);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The calls                                                                 */
+/* ------------------------------------------------------------------------ */
 
 static bool reason_ok(const char *r)
 {
@@ -307,13 +537,8 @@ static bool reason_ok(const char *r)
     return true;
 }
 
-CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *reason,
-                       const char *actor)
+static int check_args(ck_store *st, const char *reason, const char *actor)
 {
-    if (out != NULL)
-        *out = NULL;
-    if (st == NULL)
-        return CK_EINVAL;
     if (reason == NULL || !reason_ok(reason))
         return ck_err__set(st, CK_EINVAL,
                            "an erasure needs a reason code: 1 to %d characters of "
@@ -321,42 +546,120 @@ CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *
                            REASON_MAX);
     if (actor == NULL)
         return ck_err__set(st, CK_EINVAL, "an erasure needs an actor");
-    erase_ctx e;
-    memset(&e, 0, sizeof e);
-    e.who = who;
-    e.reason = reason;
-    e.actor = actor;
-    int rc = ck_subject__write(st, erase_fn, &e);
-    if (rc != CK_OK || out == NULL)
-        return rc;
-    char pn[2 * CK_AUDIT_PSEUDONYM_BYTES + 1], hs[2 * CK_AUDIT_HASH_BYTES + 1];
-    char at[CK_TS_TEXT_MAX];
-    sodium_bin2hex(pn, sizeof pn, e.pn, sizeof e.pn);
-    sodium_bin2hex(hs, sizeof hs, e.hash, sizeof e.hash);
-    ck_value tv;
-    memset(&tv, 0, sizeof tv);
-    tv.type = CK_TYPE_TIMESTAMP;
-    tv.u.ts.sec = e.at;
-    if (ck_ts__format(at, sizeof at, &tv) != CK_OK)
-        snprintf(at, sizeof at, "%lld", (long long)e.at);
-    char buf[1024];
-    int n = snprintf(buf, sizeof buf,
-                     "{\"erased\":true,\"subject\":\"%s\",\"at\":\"%s\",\"reason\":\"%s\","
-                     "\"audit\":{\"seq\":%llu,\"hash\":\"%s\"},\"deleted\":{\"values\":%llu,"
-                     "\"consents\":%llu,\"contacts\":%llu,\"index_entries\":%llu},"
-                     "\"tombstones\":%llu,\"keyring_copies_scrubbed\":%llu}",
-                     pn, at, reason, (unsigned long long)e.seq, hs, (unsigned long long)e.values,
-                     (unsigned long long)e.consents, (unsigned long long)e.contacts,
-                     (unsigned long long)e.index_entries, (unsigned long long)e.tombstones,
-                     (unsigned long long)e.scrubbed);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        return ck_err__set(st, CK_EINTERNAL, "receipt too long");
-    *out = ck_out__strndup(buf, (size_t)n);
-    if (*out == NULL)
-        return ck_err__set(st, CK_ENOMEM,
-                           "the subject was erased, but its receipt could not be made: out of "
-                           "memory");
+    if (!st->has_holds)
+        return ck_err__set(st, CK_EDENIED, "the store is open read-only");
     return CK_OK;
+}
+
+/* Erase who[0..n) (n <= ERASE_CHUNK) in one chunk; run->items is the
+ * caller's, of n elements. */
+static int run_chunk(ck_store *st, erase_run *run, const ck_who *who, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&run->items[i], 0, sizeof run->items[i]);
+        run->items[i].who = &who[i];
+        run->items[i].rc = CK_ENOTFOUND;
+    }
+    run->n = n;
+    run->keys_done = false;
+    return ck_subject__write(st, erase_fn, run);
+}
+
+static void run_fini(erase_run *run, size_t n)
+{
+    for (size_t i = 0; run->items != NULL && i < n; i++)
+        item_reset(&run->items[i]);
+    ck_arena__free(&run->arena);
+}
+
+CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *reason,
+                       const char *actor)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (st == NULL)
+        return CK_EINVAL;
+    CK_TRY(check_args(st, reason, actor));
+    int rc;
+    erase_item item;
+    ck_buf b = CK_BUF_INIT;
+    erase_run run;
+    memset(&run, 0, sizeof run);
+    run.reason = reason;
+    run.actor = actor;
+    run.items = &item;
+    run.single = true;
+    run.arena = (ck_arena)CK_ARENA_INIT;
+    CK_GUARD(run_chunk(st, &run, who, 1));
+    if (out != NULL) {
+        rc = receipt(&b, &run, &item);
+        CK_ENSURE(rc == CK_OK, ck_err__set(st, rc == CK_ENOMEM ? rc : CK_EINTERNAL,
+                                           "the subject was erased, but its receipt could not "
+                                           "be made"));
+        *out = ck_out__strndup((const char *)b.p, b.len - 1);
+        CK_ENSURE(*out != NULL, ck_err__set(st, CK_ENOMEM,
+                                            "the subject was erased, but its receipt could not "
+                                            "be made: out of memory"));
+    }
+    rc = CK_OK;
+cleanup:
+    run_fini(&run, 1);
+    ck_buf__free(&b);
+    return rc;
+}
+
+CK_EXPORT int ck_erase_many(uint64_t *erased, ck_store *st, const ck_who *who, size_t n,
+                            const char *reason, const char *actor, ck_erase_fn fn, void *ctx)
+{
+    if (erased != NULL)
+        *erased = 0;
+    if (st == NULL)
+        return CK_EINVAL;
+    if (n > 0 && who == NULL)
+        return ck_err__set(st, CK_EINVAL, "no subjects given");
+    CK_TRY(check_args(st, reason, actor));
+    int rc;
+    ck_buf b = CK_BUF_INIT;
+    erase_run run;
+    memset(&run, 0, sizeof run);
+    run.reason = reason;
+    run.actor = actor;
+    run.arena = (ck_arena)CK_ARENA_INIT;
+    size_t cap = n < ERASE_CHUNK ? n : ERASE_CHUNK;
+    run.items = ck_mem__calloc(cap > 0 ? cap : 1, sizeof *run.items);
+    CK_ENSURE(run.items != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    for (size_t off = 0; off < n; off += cap) {
+        size_t m = n - off < cap ? n - off : cap;
+        rc = run_chunk(st, &run, who + off, m);
+        if (rc != CK_OK) {
+            run_fini(&run, m);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < m; i++) {
+            erase_item *it = &run.items[i];
+            const char *text = NULL;
+            if (it->rc == CK_OK) {
+                rc = receipt(&b, &run, it);
+                CK_ENSURE(rc == CK_OK,
+                          ck_err__set(st, rc == CK_ENOMEM ? rc : CK_EINTERNAL,
+                                      "subjects were erased, but a receipt could not be made"));
+                text = (const char *)b.p;
+                if (erased != NULL)
+                    (*erased)++;
+            }
+            if (fn != NULL)
+                fn(ctx, off + i, it->rc, text);
+        }
+        run_fini(&run, m);
+        run.arena = (ck_arena)CK_ARENA_INIT;
+    }
+    rc = CK_OK;
+cleanup:
+    if (run.items != NULL)
+        run_fini(&run, cap);
+    ck_mem__free(run.items);
+    ck_buf__free(&b);
+    return rc;
 }
 
 /* Is `tag` a tombstone? For import and subject creation. */

@@ -31,6 +31,7 @@
  */
 #include "audit.h"
 #include "consent.h"
+#include "hold.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -116,6 +117,7 @@ static int tally_merge(ck_store *st, tally *into, const tally *from)
 
 typedef struct figures {
     uint64_t values, consents, subjects;
+    uint64_t holds; /* legal holds whose time was over, destroyed */
     tally fields, purposes;
 } figures;
 
@@ -457,6 +459,7 @@ static int figures_json(char **out, ck_store *st, const figures *f, bool dry)
         json_object_set_new(root, "values_removed", json_integer((json_int_t)f->values)) != 0 ||
         json_object_set_new(root, "consents_expired", json_integer((json_int_t)f->consents)) != 0 ||
         json_object_set_new(root, "subjects", json_integer((json_int_t)f->subjects)) != 0 ||
+        json_object_set_new(root, "holds_expired", json_integer((json_int_t)f->holds)) != 0 ||
         json_object_set(root, "by_field", bf) != 0 || json_object_set(root, "by_purpose", bp) != 0)
         rc = ck_err__set(st, CK_ENOMEM, "out of memory");
     char *text = rc == CK_OK ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -526,6 +529,9 @@ CK_EXPORT int ck_purge(char **out, ck_store *st, const ck_purge_options *opts, c
         }
         c.done = c.batch_last || c.nsids == 0;
     }
+    /* Legal holds whose time is over go the way an erasure's key goes. */
+    CK_GUARD(c.apply ? ck_hold_expire(&c.total.holds, st, actor)
+                     : ck_hold__count_due(&c.total.holds, st));
     if (out != NULL)
         CK_GUARD(figures_json(out, st, &c.total, !c.apply));
     rc = CK_OK;

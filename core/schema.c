@@ -271,6 +271,26 @@ static bool tcf_valid(const ck_schema_purpose *p)
            !(t->vendor != 0 && t->publisher);
 }
 
+/* The hold of a purpose: absent (all zero), or only on a legal_obligation
+ * purpose, 1..nfields distinct fields among the purpose's, bounded days. */
+static bool hold_valid(const ck_schema_purpose *p)
+{
+    const ck_schema_hold *h = &p->hold;
+    if (h->nfields == 0)
+        return h->field_ids == NULL && h->days == 0;
+    if (p->basis != CK_BASIS_LEGAL_OBLIGATION || h->nfields > p->nfields || h->field_ids == NULL ||
+        h->days < 1 || h->days > CK_SCHEMA_HOLD_DAYS_MAX)
+        return false;
+    for (uint32_t j = 0; j < h->nfields; j++) {
+        if (ck_schema__purpose_field(p, h->field_ids[j]) < 0)
+            return false;
+        for (uint32_t k = 0; k < j; k++)
+            if (h->field_ids[k] == h->field_ids[j])
+                return false;
+    }
+    return true;
+}
+
 /*
  * Sort the fields and purposes of a snapshot whose arrays were just filled,
  * build the id index, and check every invariant the rest of the library
@@ -344,7 +364,7 @@ static int finish(ck_schema *s, ck_schema_field *fields, ck_schema_purpose *purp
                 c->cap_days > CK_SCHEMA_CAP_DAYS_MAX)
                 return CK_EFORMAT;
         }
-        if (!tcf_valid(p))
+        if (!tcf_valid(p) || !hold_valid(p))
             return CK_EFORMAT;
     }
     return CK_OK;
@@ -503,11 +523,12 @@ static int get_text(jctx *c, json_t *o, const char *path, const char *key, const
 
 static const char *const FIELD_KEYS[] = {"type", "sensitivity", "identifying", "retention_days",
                                          NULL};
-static const char *const PURPOSE_KEYS[] = {"basis",    "description", "benefit", "fields",
-                                           "minimize", "channel",     "tcf",     NULL};
+static const char *const PURPOSE_KEYS[] = {
+    "basis", "description", "benefit", "fields", "minimize", "channel", "tcf", "hold", NULL};
 static const char *const CHANNEL_KEYS[] = {"type", "field", "cap", NULL};
 static const char *const CAP_KEYS[] = {"count", "days", NULL};
 static const char *const TCF_KEYS[] = {"purposes", "special_features", "vendor", "publisher", NULL};
+static const char *const HOLD_KEYS[] = {"fields", "days", NULL};
 static const char *const TOP_KEYS[] = {"fields", "purposes", "version", NULL};
 
 static int parse_field(jctx *c, const ck_schema *base, const char *name, size_t name_len, json_t *o,
@@ -762,6 +783,59 @@ static const ck_schema_field *find_parsed(const ck_schema_field *fields, uint32_
     return NULL;
 }
 
+/* "hold": {"fields": [...], "days": N}: what an erasure keeps, and for how
+ * long, for a legal obligation. Parsed after the purpose's fields. */
+static int parse_hold(jctx *c, const char *ppath, json_t *o, ck_schema_purpose *p,
+                      const ck_schema_field *fields, uint32_t nfields)
+{
+    char path[256], fp[256], sv[SHOWN_MAX];
+    path_cat(path, sizeof path, ppath, "hold");
+    if (!json_is_object(o))
+        return jfail(c, path, "expected an object {\"fields\": [...], \"days\": N}");
+    CK_TRY(only_keys(c, o, path, HOLD_KEYS, "fields, days"));
+    if (p->basis != CK_BASIS_LEGAL_OBLIGATION)
+        return jfail(c, path,
+                     "only a legal_obligation purpose keeps fields after an erasure (this "
+                     "one's basis is %s)",
+                     ck_schema__basis_name(p->basis));
+    json_t *fl = json_object_get(o, "fields");
+    path_cat(fp, sizeof fp, path, "fields");
+    if (fl == NULL)
+        return jfail(c, fp, "missing (the fields an erasure keeps for this obligation)");
+    if (!json_is_array(fl))
+        return jfail(c, fp, "expected an array of field names");
+    size_t n = json_array_size(fl);
+    if (n == 0)
+        return jfail(c, fp, "a hold keeps at least one field");
+    if (n > p->nfields)
+        return jfail(c, fp, "more names than the purpose has fields");
+    uint16_t *ids = ck_arena__alloc(&c->s->arena, n * sizeof *ids);
+    if (ids == NULL)
+        return CK_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(fl, i);
+        char ip[300];
+        snprintf(ip, sizeof ip, "%s[%zu]", fp, i);
+        if (!json_is_string(v))
+            return jfail(c, ip, "expected a field name");
+        const char *fname = json_string_value(v);
+        size_t flen = json_string_length(v);
+        const ck_schema_field *f = find_parsed(fields, nfields, fname, flen);
+        if (f == NULL)
+            return jfail(c, ip, "unknown field \"%s\"", shown(sv, fname, flen));
+        if (ck_schema__purpose_field(p, f->id) < 0)
+            return jfail(c, ip, "field is not in the purpose's fields");
+        for (size_t k = 0; k < i; k++)
+            if (ids[k] == f->id)
+                return jfail(c, ip, "field \"%s\" is listed twice", f->name);
+        ids[i] = f->id;
+    }
+    CK_TRY(get_uint(c, o, path, "days", 1, CK_SCHEMA_HOLD_DAYS_MAX, true, &p->hold.days));
+    p->hold.nfields = (uint32_t)n;
+    p->hold.field_ids = ids;
+    return CK_OK;
+}
+
 static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
                          ck_schema_purpose *p, const ck_schema_field *fields, uint32_t nfields)
 {
@@ -771,7 +845,7 @@ static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
     if (!json_is_object(o))
         return jfail(c, path, "expected an object");
     CK_TRY(only_keys(c, o, path, PURPOSE_KEYS,
-                     "basis, description, benefit, fields, minimize, channel, tcf"));
+                     "basis, description, benefit, fields, minimize, channel, tcf, hold"));
     CK_TRY(get_enum(c, o, path, "basis", BASIS_NAMES, CK_ARRAY_LEN(BASIS_NAMES), "basis",
                     BASIS_EXPECTED, &e));
     p->basis = (ck_basis)e;
@@ -845,6 +919,9 @@ static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
     json_t *tcf = json_object_get(o, "tcf");
     if (tcf != NULL)
         CK_TRY(parse_tcf(c, path, tcf, p));
+    json_t *hold = json_object_get(o, "hold");
+    if (hold != NULL)
+        CK_TRY(parse_hold(c, path, hold, p, fields, nfields));
     return CK_OK;
 }
 
@@ -1054,6 +1131,17 @@ json_t *ck_schema__purpose_json(const ck_schema *s, const ck_schema_purpose *p, 
             jset(t, "publisher", json_true(), ok);
         jset(o, "tcf", t, ok);
     }
+    if (p->hold.nfields > 0) {
+        json_t *h = json_object(), *ha = json_array();
+        for (uint32_t i = 0; i < p->hold.nfields; i++) {
+            const ck_schema_field *f = ck_schema__field_by_id(s, p->hold.field_ids[i]);
+            if (ha == NULL || json_array_append_new(ha, json_string(f->name)) != 0)
+                *ok = false;
+        }
+        jset(h, "fields", ha, ok);
+        jset(h, "days", json_integer((json_int_t)p->hold.days), ok);
+        jset(o, "hold", h, ok);
+    }
     return o;
 }
 
@@ -1100,7 +1188,9 @@ cleanup:
 /* [type, field id, cap count, cap days]; tcf, only for a purpose that      */
 /* declares it (8 elements; 7 otherwise, as before it existed):             */
 /* [purposes bitmask, special features bitmask, vendor (0 none),            */
-/* publisher (bool)]. Fields and purposes in name order, so that the        */
+/* publisher (bool)]; hold, only for a purpose that declares one (9         */
+/* elements, the 8th then nil: a hold's purpose has no tcf):               */
+/* [[field ids], days]. Fields and purposes in name order, so that the     */
 /* encoding is canonical.                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -1129,7 +1219,7 @@ int ck_schema__encode(ck_buf *out, const ck_schema *s)
     ck_mp_writer__array(&w, s->npurposes);
     for (uint32_t i = 0; i < s->npurposes; i++) {
         const ck_schema_purpose *p = &s->purposes[i];
-        ck_mp_writer__array(&w, p->tcf.set ? 8 : 7);
+        ck_mp_writer__array(&w, p->hold.nfields > 0 ? 9 : p->tcf.set ? 8 : 7);
         ck_mp_writer__str(&w, p->name, p->name_len);
         ck_mp_writer__u64(&w, (uint64_t)p->basis);
         ck_mp_writer__cstr(&w, p->description);
@@ -1165,6 +1255,15 @@ int ck_schema__encode(ck_buf *out, const ck_schema *s)
             ck_mp_writer__u64(&w, p->tcf.special_features);
             ck_mp_writer__u64(&w, p->tcf.vendor);
             ck_mp_writer__bool(&w, p->tcf.publisher);
+        } else if (p->hold.nfields > 0) {
+            msgpack_pack_nil(&w.pk);
+        }
+        if (p->hold.nfields > 0) {
+            ck_mp_writer__array(&w, 2);
+            ck_mp_writer__array(&w, p->hold.nfields);
+            for (uint32_t j = 0; j < p->hold.nfields; j++)
+                ck_mp_writer__u64(&w, p->hold.field_ids[j]);
+            ck_mp_writer__u64(&w, p->hold.days);
         }
     }
     return w.rc;
@@ -1265,9 +1364,9 @@ static int decode_purposes(ck_mp *r, ck_schema *s, ck_schema_purpose **out)
     memset(ps, 0, (n > 0 ? n : 1) * sizeof *ps);
     for (uint32_t i = 0; i < n; i++) {
         ck_schema_purpose *p = &ps[i];
-        /* 7 elements, or 8 with a TCF mapping. */
+        /* 7 elements, 8 with a TCF mapping, 9 with a hold (the 8th nil). */
         CK_TRY(ck_mp__array(r, &nel));
-        if (nel != 7 && nel != 8)
+        if (nel < 7 || nel > 9)
             return CK_EFORMAT;
         CK_TRY(mp_string(r, s, CK_SCHEMA_NAME_MAX, &p->name, &p->name_len));
         CK_TRY(mp_uint(r, CK_BASIS_LEGITIMATE_INTEREST, &v));
@@ -1307,7 +1406,9 @@ static int decode_purposes(ck_mp *r, ck_schema *s, ck_schema_purpose **out)
             CK_TRY(mp_uint(r, CK_SCHEMA_CAP_COUNT_MAX, &p->channel.cap_count));
             CK_TRY(mp_uint(r, CK_SCHEMA_CAP_DAYS_MAX, &p->channel.cap_days));
         }
-        if (nel == 8) {
+        if (nel == 9) {
+            CK_TRY(ck_mp__nil(r));
+        } else if (nel == 8) {
             /* finish() checks the rest (ranges, basis, vendor xor publisher). */
             CK_TRY(mp_tuple(r, 4));
             CK_TRY(mp_uint(r, UINT32_MAX, &p->tcf.purposes));
@@ -1317,6 +1418,26 @@ static int decode_purposes(ck_mp *r, ck_schema *s, ck_schema_purpose **out)
             p->tcf.vendor = (uint16_t)v;
             CK_TRY(ck_mp__bool(r, &p->tcf.publisher));
             p->tcf.set = true;
+        }
+        if (nel == 9) {
+            /* finish() checks the rest (basis, fields among the purpose's). */
+            uint32_t nh;
+            CK_TRY(mp_tuple(r, 2));
+            CK_TRY(ck_mp__array(r, &nh));
+            if (nh < 1 || nh > nf)
+                return CK_EFORMAT;
+            uint16_t *hids = ck_arena__alloc(&s->arena, nh * sizeof *hids);
+            if (hids == NULL)
+                return CK_ENOMEM;
+            for (uint32_t j = 0; j < nh; j++) {
+                CK_TRY(mp_uint(r, CK_SCHEMA_FIELD_ID_MAX, &v));
+                hids[j] = (uint16_t)v;
+            }
+            CK_TRY(mp_uint(r, CK_SCHEMA_HOLD_DAYS_MAX, &p->hold.days));
+            if (p->hold.days < 1)
+                return CK_EFORMAT;
+            p->hold.nfields = nh;
+            p->hold.field_ids = hids;
         }
     }
     s->npurposes = n;
@@ -1609,11 +1730,19 @@ static bool same_tcf(const ck_schema_tcf *a, const ck_schema_tcf *b)
            a->publisher == b->publisher;
 }
 
+static bool same_hold(const ck_schema_hold *a, const ck_schema_hold *b)
+{
+    return a->nfields == b->nfields && a->days == b->days &&
+           (a->nfields == 0 ||
+            memcmp(a->field_ids, b->field_ids, a->nfields * sizeof *a->field_ids) == 0);
+}
+
 static bool same_purpose(const ck_schema_purpose *a, const ck_schema_purpose *b)
 {
     if (a->basis != b->basis || strcmp(a->description, b->description) != 0 ||
         strcmp(a->benefit, b->benefit) != 0 || a->nfields != b->nfields ||
-        memcmp(&a->channel, &b->channel, sizeof a->channel) != 0 || !same_tcf(&a->tcf, &b->tcf))
+        memcmp(&a->channel, &b->channel, sizeof a->channel) != 0 || !same_tcf(&a->tcf, &b->tcf) ||
+        !same_hold(&a->hold, &b->hold))
         return false;
     for (uint32_t i = 0; i < a->nfields; i++)
         if (a->field_ids[i] != b->field_ids[i] || !same_min(&a->min[i], &b->min[i]))

@@ -40,6 +40,7 @@
 #define CK_SCHEMA_TCF_PURPOSE_MAX 24u        /* TCF purpose ids: 1..24 */
 #define CK_SCHEMA_TCF_FEATURE_MAX 12u        /* TCF special feature ids: 1..12 */
 #define CK_SCHEMA_TCF_VENDOR_MAX  65535u     /* TCF vendor ids: 1..65535 */
+#define CK_SCHEMA_HOLD_DAYS_MAX   36500u     /* legal hold: days kept after an erasure */
 /* Field ids are u16; 0 is never used. Once 65535 ids have been handed out
  * (ids are never reused) new fields are refused with CK_ELIMIT. */
 #define CK_SCHEMA_FIELD_ID_MAX 65535u
@@ -115,6 +116,16 @@ typedef struct ck_schema_tcf {
     bool publisher;            /* the publisher's signals count (never with a vendor) */
 } ck_schema_tcf;
 
+/* The legal hold of a purpose ("hold" in the file): the fields an erasure
+ * keeps, for `days` days, in a hold of their own (hold.c). Only a
+ * legal_obligation purpose may declare one. No hold: nfields is 0 and
+ * every other member is 0/NULL. */
+typedef struct ck_schema_hold {
+    uint32_t nfields;
+    const uint16_t *field_ids; /* among the purpose's fields, no duplicates */
+    uint32_t days;             /* 1..CK_SCHEMA_HOLD_DAYS_MAX */
+} ck_schema_hold;
+
 typedef struct ck_schema_purpose {
     const char *name; /* NUL-terminated, e.g. "marketing.email" */
     size_t name_len;
@@ -126,6 +137,7 @@ typedef struct ck_schema_purpose {
     const ck_schema_min *min;  /* parallel to field_ids */
     ck_schema_channel channel;
     ck_schema_tcf tcf;
+    ck_schema_hold hold;
 } ck_schema_purpose;
 
 typedef struct ck_schema {

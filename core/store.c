@@ -36,6 +36,9 @@ static const char DB_CONSENTS[] = "consents";
 static const char DB_CINDEX[] = "cindex";
 static const char DB_CONTACTS[] = "contacts";
 static const char DB_TOMBSTONES[] = "tombstones";
+/* Of the keyring environment, beside DB_KEYRING (hold.c). */
+static const char DB_HOLDS[] = "holds";
+static const char DB_HOLD_KEYS[] = "hold_keys";
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -166,7 +169,25 @@ static int open_dbis(ck_store *st, MDB_txn *dtxn, MDB_txn *ktxn, unsigned flags)
     CK_TRY(ck_env__dbi(st, dtxn, DB_CONTACTS, flags, &st->dbi_contacts));
     CK_TRY(ck_env__dbi(st, dtxn, DB_TOMBSTONES, flags, &st->dbi_tombstones));
     CK_TRY(ck_env__dbi(st, ktxn, DB_KEYRING, flags, &st->dbi_keyring));
+    /* The hold databases came after the first stores of format 1: one made
+     * before them lacks them (has_holds false); ck_open makes them when it
+     * opens such a store to write. */
+    int mrc = mdb_dbi_open(ktxn, DB_HOLDS, flags, &st->dbi_holds);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(ktxn, DB_HOLD_KEYS, flags, &st->dbi_hold_keys);
+    st->has_holds = mrc == 0;
+    if (mrc != 0 && !(mrc == MDB_NOTFOUND && (flags & MDB_CREATE) == 0))
+        return ck_err__mdb(st, mrc, "cannot open the hold databases");
     return CK_OK;
+}
+
+static int make_hold_dbis_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
+{
+    (void)ctx;
+    int mrc = mdb_dbi_open(ktxn, DB_HOLDS, MDB_CREATE, &st->dbi_holds);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(ktxn, DB_HOLD_KEYS, MDB_CREATE, &st->dbi_hold_keys);
+    return mrc == 0 ? CK_OK : ck_err__mdb(st, mrc, "cannot create the hold databases");
 }
 
 static int init_keyring_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
@@ -531,6 +552,10 @@ cleanup:
         pthread_rwlock_unlock(&st->keyring.resize);
     }
     ck_buf__free(&file);
+    if (rc == CK_OK && !st->has_holds && (st->flags & CK_OPEN_RDONLY) == 0) {
+        rc = ck_env__write(st, &st->keyring, make_hold_dbis_txn, NULL);
+        st->has_holds = rc == CK_OK;
+    }
     if (rc != CK_OK) {
         export_error(st, opts, rc);
         ck_close(st);

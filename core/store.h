@@ -241,6 +241,10 @@ struct ck_store {
     MDB_dbi dbi_cindex;         /* consent.c: purpose tag || sid -> current state */
     MDB_dbi dbi_contacts;       /* consent.c: sealed contact log per subject+channel */
     MDB_dbi dbi_tombstones;     /* erase.c: tombstone tag -> erasure time */
+    MDB_dbi dbi_holds;          /* hold.c, keyring env: hold id -> sealed held values */
+    MDB_dbi dbi_hold_keys;      /* hold.c, keyring env: hold id -> wrapped hold key */
+    bool has_holds;             /* false only for a store made before holds existed,
+                                   opened read-only (opening it to write makes them) */
     pthread_mutex_t slots_lock; /* serialises key-slot changes in-process */
     ck_errors errors;
     struct ck_schema_state *schema; /* schema.c: current schema, reloaded
@@ -321,6 +325,25 @@ CK_MUST_CHECK int ck_keyring__get(ck_store *st, MDB_txn *ktxn,
                                   const uint8_t sid[CK_SUBJECT_ID_BYTES],
                                   unsigned char dk[CK_KEY_BYTES]);
 int ck_keyring__delete(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES]);
+
+/*
+ * ck_keyring__scrub - overwrite with zeros every copy, anywhere in the
+ * keyring file, of the `n` keyring records at `recs` (n * 73 bytes: wrapped
+ * keys whose deletion was committed). LMDB never zeroes what it frees: a
+ * deleted record stays in free pages, and in the unused part of pages in
+ * use, until reused; with the KEK it would still unwrap the key.
+ *
+ * One pass over the file, whatever n (the erasure of a batch scrubs once),
+ * inside a keyring write transaction that writes nothing: holding LMDB's
+ * writer lock, no writer reuses a page meanwhile. Each record holds a
+ * random nonce, so its 73 bytes occur nowhere else. A reader still holding
+ * a snapshot from before the deletion reads zeros there and fails to
+ * unwrap that key only. `hits`, if not NULL, receives per record the
+ * number of copies overwritten (n entries). The file is fdatasync'ed when
+ * anything was overwritten.
+ * Returns CK_OK; CK_EIO; CK_ENOMEM.
+ */
+int ck_keyring__scrub(ck_store *st, const uint8_t *recs, size_t n, uint64_t *hits);
 
 /* ------------------------------------------------------------------------ */
 /* Sealed values (seal.c)                                                    */

@@ -1015,35 +1015,140 @@ CK_EXPORT void ck_cursor_free(ck_cursor *c);
  *             {"erased":true,"subject":"<audit pseudonym, hex>","at":"<RFC
  *              3339>","reason":"...","audit":{"seq":N,"hash":"<hex>"},
  *              "deleted":{"values":N,"consents":N,"contacts":N,
- *              "index_entries":N},"tombstones":N}
+ *              "index_entries":N},"tombstones":N,"keyring_copies_scrubbed":N,
+ *              "holds":[{"hold":"<hold id, 32 hex>","purpose":"...",
+ *              "basis":"legal_obligation","description":"...","until":"<RFC
+ *              3339>","fields":["<name>", ...]}, ...]}
+ *             "holds" lists what was kept for a legal obligation, why and
+ *             until when (below); it is [] for most erasures.
  * who    in: the subject.
  * reason in: a reason code, 1..64 characters of [A-Za-z0-9_.:/+=-] (e.g.
  *            "art17-request"): it goes to the audit log, which holds no
  *            free text.
  * actor  in: who erases.
  *
- * In order: the erasure is audited (strict); the subject's data key is
- * deleted from the keyring and the deletion committed and fsync'ed - the
- * point of no return: nothing of the subject can be decrypted any more;
- * the keyring file is then scrubbed of every stale copy of the wrapped key
- * (LMDB keeps freed pages as they were); finally the subject's values,
- * consent records, consent-index entries, contact logs, index entries and
- * record are deleted, and tombstones - hashes of its ref and identifying
- * values under a key of their own - are written, so that a re-import of an
- * old file cannot silently bring the customer back (see ck_import_options
- * and CK_IMPORT_RECREATE_ERASED). The audit pseudonym in the receipt can no
- * longer be recomputed once the key is gone.
+ * Legal holds: for each purpose of the schema that declares a "hold"
+ * (docs/schema.md; basis legal_obligation only), the subject's values of
+ * the hold's fields, if it has any, are kept in a hold of their own:
+ * sealed under a new random key, under a random hold id that shares
+ * nothing with the subject id, until the erasure time plus the hold's
+ * days. The hold is reachable by its id only (ck_hold_get) and destroyed
+ * by ck_hold_expire once its time is over. Everything else of the subject
+ * is erased.
+ *
+ * In order: the erasure (and each hold made) is audited (strict); the
+ * holds are written and the subject's data key deleted from the keyring
+ * in one commit, fsync'ed - the point of no return: nothing of the subject
+ * can be decrypted any more; the keyring file is then scrubbed of every
+ * stale copy of the wrapped key (LMDB keeps freed pages as they were);
+ * finally the subject's values, consent records, consent-index entries,
+ * contact logs, index entries and record are deleted, and tombstones -
+ * hashes of its ref and identifying values under a key of their own - are
+ * written, so that a re-import of an old file cannot silently bring the
+ * customer back (see ck_import_options and CK_IMPORT_RECREATE_ERASED).
+ * The audit pseudonym in the receipt can no longer be recomputed once the
+ * key is gone. An erasure cut between the key's destruction and the data
+ * commit (a crash) is finished by erasing the subject again.
  *
  * The deleted data records stay, encrypted under the destroyed key, in
  * free pages of the data file until LMDB reuses them: undecryptable, but
  * the subject id and its blind-index entries are still bytes in the file
- * (compaction of the data file is planned; SECURITY.md).
+ * until ck_compact rewrites it (SECURITY.md).
  * Returns CK_OK; CK_ENOTFOUND (no such subject - erasing twice is this);
  * CK_EINVAL (reason or actor); CK_EDENIED (read-only); CK_EIO; CK_ENOSPC;
  * CK_ENOMEM.
  */
 CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *reason,
                        const char *actor);
+
+/*
+ * ck_erase_fn - what ck_erase_many says of each subject asked, once the
+ * erasure of the chunk holding it is durable, in the order of `who`.
+ *
+ * ctx     in: the caller's, as given to ck_erase_many.
+ * index   in: the subject's position in `who`.
+ * rc      in: CK_OK erased; CK_ENOTFOUND no such subject (unknown, already
+ *             erased, or named earlier in the same call); CK_EINVAL a
+ *             malformed reference (an empty ref, an id that is not hex);
+ *             CK_EAMBIGUOUS a look-up that matches several subjects;
+ *             CK_EINTEGRITY its records do not authenticate (left as they
+ *             are). Every subject but the CK_OK ones is left untouched.
+ * receipt in: for CK_OK, the receipt (as ck_erase gives it), borrowed for
+ *             the call only; NULL otherwise.
+ */
+typedef void (*ck_erase_fn)(void *ctx, size_t index, int rc, const char *receipt);
+
+/*
+ * ck_erase_many - erase many subjects (a batch of GDPR requests) at once.
+ *
+ * erased out: optional: how many were erased.
+ * who    in: n subjects (n may be 0). reason, actor: as ck_erase, for all.
+ * fn     in: optional: called once per subject (see ck_erase_fn).
+ *
+ * Each subject is erased exactly as ck_erase would (holds, tombstones,
+ * receipt), but up to 1024 of them share one data transaction, one strict
+ * audit append, one keyring commit that destroys all their keys, and one
+ * scrub of the keyring: a batch runs at thousands of subjects a second
+ * where ck_erase pays two fsyncs and a pass over the keyring per subject.
+ * A subject that cannot be erased (see ck_erase_fn) does not stop the
+ * others.
+ *
+ * Crash safety is per chunk of 1024, as for ck_erase: a crash leaves every
+ * subject of the chunk either whole (and erasable) or with its key
+ * destroyed (erasing it again finishes it). Returns CK_OK when every chunk
+ * ran, whatever each subject's outcome; CK_EINVAL (reason, actor); CK_EDENIED
+ * (read-only); CK_EIO; CK_ENOSPC; CK_ENOMEM: the subjects already reported
+ * to `fn` are erased, the others may be erased or not - erase them again.
+ */
+CK_EXPORT int ck_erase_many(uint64_t *erased, ck_store *st, const ck_who *who, size_t n,
+                            const char *reason, const char *actor, ck_erase_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Legal holds                                                              */
+/* ------------------------------------------------------------------------ */
+
+#define CK_HOLD_ID_CHARS 32 /* a hold id: 16 random bytes in lower-case hex */
+
+/*
+ * ck_hold_get - read a hold that an erasure kept for a legal obligation
+ * (ck_erase, "holds" of the receipt).
+ *
+ * out     out: the hold as JSON, free with ck_free() (it holds customer
+ *              values: the memory is wiped when freed):
+ *              {"hold":"<id>","purpose":"...","basis":"legal_obligation",
+ *               "description":"...","kept_at":"<RFC 3339>","until":"<RFC
+ *               3339>","fields":{"<name>":<value>, ...}}
+ *              values written as ck_result_json writes them.
+ * hold_id in: CK_HOLD_ID_CHARS hexadecimal characters.
+ * actor   in: who reads (for the legal obligation).
+ *
+ * Audited before anything is revealed: action "hold", the hold's purpose,
+ * the fields read, detail event "read", under the hold's own audit
+ * pseudonym (not the erased subject's); if the entry cannot be written
+ * nothing is returned. Returns CK_OK; CK_EINVAL (a malformed id, no
+ * actor); CK_ENOTFOUND (no such hold, or destroyed); CK_EDENIED (its time
+ * is over: nothing is released; ck_hold_expire destroys it);
+ * CK_EINTEGRITY (tampered, or its end changed); CK_EIO; CK_ENOMEM.
+ */
+CK_EXPORT int ck_hold_get(char **out, ck_store *st, const char *hold_id, const char *actor);
+
+/*
+ * ck_hold_expire - destroy every hold whose time is over (until <= the
+ * store's clock), as an erasure destroys a data key.
+ *
+ * expired out: optional: how many holds were destroyed.
+ * actor   in:  who runs the expiry (purge calls this).
+ *
+ * For each chunk of up to 1024 holds due: their end is audited, strictly
+ * (action "hold", detail event "expired"); their keys and records are
+ * deleted in one keyring commit, fsync'ed; the keyring file is scrubbed of
+ * every stale copy of the wrapped keys. Nothing of the values can be
+ * decrypted afterwards. A hold that does not authenticate stops the call
+ * before anything of its chunk is destroyed (CK_EINTEGRITY).
+ * Returns CK_OK (also when none is due); CK_EINVAL; CK_EDENIED (read-only);
+ * CK_EINTEGRITY; CK_EIO; CK_ENOSPC; CK_ENOMEM.
+ */
+CK_EXPORT int ck_hold_expire(uint64_t *expired, ck_store *st, const char *actor);
 
 /*
  * ck_backup - write a consistent, compacted copy of the store into a new
@@ -1143,7 +1248,10 @@ typedef struct ck_purge_options {
  *    expiry, source "purge", collector `actor`. Release keeps saying
  *    CK_WITHHELD_EXPIRED; a later grant supersedes it as usual. An
  *    expired record is never expired again: purging twice changes
- *    nothing the second time.
+ *    nothing the second time;
+ *  - after the subjects, the legal holds whose time is over are destroyed
+ *    (ck_hold_expire: audited, keys deleted, keyring scrubbed); the
+ *    figures' "holds_expired" counts them (a dry run counts those due).
  *
  * Subjects are taken in id order, `batch_subjects` per write transaction:
  * no giant transaction, and each batch commits whole or not at all. Before

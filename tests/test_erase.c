@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "subject.h"
+#include "hold.h"
 
 #include <dirent.h>
 #include <sys/wait.h>
@@ -26,7 +26,9 @@ static const char SCHEMA[] =
     "\"purposes\":{\"service\":{\"basis\":\"contract\",\"description\":\"d\",\"benefit\":\"b\","
     "\"fields\":[\"email\",\"city\"]},\"news\":{\"basis\":\"consent\",\"description\":\"d\","
     "\"benefit\":\"b\",\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":"
-    "\"email\",\"cap\":{\"count\":3,\"days\":7}}}}}";
+    "\"email\",\"cap\":{\"count\":3,\"days\":7}}},"
+    "\"records\":{\"basis\":\"legal_obligation\",\"description\":\"d\",\"benefit\":\"b\","
+    "\"fields\":[\"city\"],\"hold\":{\"fields\":[\"city\"],\"days\":30}}}}";
 
 typedef struct fx {
     char *root;
@@ -299,7 +301,16 @@ static void test_compact_after_erase(void **state)
     assert_int_equal(ck_subject__unique_key(ixkey, NULL, f->st, CK_INDEX_REF, "K-3", 3, &norm),
                      CK_OK);
     ck_buf__free(&norm);
-    assert_int_equal(ck_erase(NULL, f->st, &w, "art17-request", "dpo"), CK_OK);
+    char *receipt = NULL;
+    assert_int_equal(ck_erase(&receipt, f->st, &w, "art17-request", "dpo"), CK_OK);
+    /* The subject leaves a hold of its city (the "records" purpose). */
+    json_t *rj = json_loads(receipt, 0, NULL);
+    ck_free(receipt);
+    char hold_id[CK_HOLD_ID_CHARS + 1];
+    json_t *h0 = json_array_get(json_object_get(rj, "holds"), 0);
+    assert_non_null(h0);
+    snprintf(hold_id, sizeof hold_id, "%s", json_string_value(json_object_get(h0, "hold")));
+    json_decref(rj);
 
     /* Another process holds the store open: refused, nothing changed. */
     int ready[2], go[2];
@@ -335,6 +346,11 @@ static void test_compact_after_erase(void **state)
     assert_int_equal(dir_contains(f->dir, hex, 32), 0);
     assert_int_equal(dir_contains(f->dir, ixkey, sizeof ixkey), 0);
     assert_int_equal(dir_contains(f->dir, rec, sizeof rec), 0);
+    /* The hold survives the compaction, with the kept value only. */
+    char *held = NULL;
+    assert_int_equal(ck_hold_get(&held, f->st, hold_id, "auditor"), CK_OK);
+    assert_non_null(strstr(held, "\"fields\":{\"city\":\"Arras\"}"));
+    ck_free(held);
 
     /* The handle goes on working on the new files, and so does a reopen. */
     unsigned char got[CK_SUBJECT_ID_BYTES];
@@ -390,6 +406,172 @@ static void test_erase_finishes_an_interrupted_one(void **state)
     assert_int_equal(ck_erase(NULL, f->st, &w, "art17-request", "dpo"), CK_ENOTFOUND);
 }
 
+typedef struct batch_seen {
+    int rc[32];
+    char *receipt[32];
+    size_t calls;
+    size_t last;
+} batch_seen;
+
+static void on_one(void *ctx, size_t i, int rc, const char *receipt)
+{
+    batch_seen *b = ctx;
+    assert_true(i < 32);
+    /* Once per subject, in order. */
+    assert_int_equal(i, b->calls);
+    b->calls++;
+    b->rc[i] = rc;
+    b->receipt[i] = receipt != NULL ? strdup(receipt) : NULL;
+    assert_true((rc == CK_OK) == (receipt != NULL));
+}
+
+/* A batch: every subject named is erased (receipts, keys scrubbed, holds
+ * kept), a ref that names nobody - unknown, empty, or listed twice - is
+ * reported and left, and the others are erased all the same. */
+static void test_erase_many(void **state)
+{
+    fx *f = *state;
+    ck_import_stats s;
+    char text[8192];
+    size_t len = 0;
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len,
+                                "{\"ref\":\"B-%d\",\"fields\":{\"email\":\"b%d@example.fr\"%s},"
+                                "\"consent\":{\"news\":true}}\n",
+                                i, i, i % 2 == 0 ? ",\"city\":\"Lille\"" : "");
+    import_text(f, text, 0, &s);
+    assert_int_equal(s.imported, 20);
+    static const char *const refs[] = {"B-0", "B-1", "B-2", "B-3",  "B-4", "B-5", "B-6",
+                                       "B-7", "B-8", "B-9", "NOPE", "B-3", ""};
+    ck_who who[14];
+    for (size_t i = 0; i < CK_ARRAY_LEN(refs); i++)
+        who[i] = (ck_who){CK_BY_REF, refs[i], 0, NULL, NULL, NULL};
+    who[13] = (ck_who){CK_BY_LOOKUP, "B11@example.fr", 0, "email", NULL, NULL};
+    uint8_t recs[14][CK_KEYRING_RECORD_BYTES];
+    char kpath[PATH_MAX];
+    tu_path(kpath, sizeof kpath, f->dir, "keyring.mdb");
+    for (size_t i = 0; i < 14; i++) {
+        unsigned char sid[CK_SUBJECT_ID_BYTES];
+        if (i >= 10 && i < 13)
+            continue;
+        assert_int_equal(ck_subject_find(sid, f->st, &who[i]), CK_OK);
+        keyring_record(f, sid, recs[i]);
+        assert_int_equal(tu_file_contains(kpath, recs[i], sizeof recs[i]), 1);
+    }
+
+    /* Bad arguments change nothing. */
+    batch_seen b;
+    memset(&b, 0, sizeof b);
+    uint64_t erased = 99;
+    assert_int_equal(ck_erase_many(&erased, f->st, who, 14, "not a code", "dpo", on_one, &b),
+                     CK_EINVAL);
+    assert_int_equal(erased, 0);
+    assert_int_equal(ck_erase_many(&erased, f->st, who, 14, "art17", NULL, on_one, &b), CK_EINVAL);
+    assert_int_equal(b.calls, 0);
+    assert_int_equal(ck_erase_many(&erased, f->st, who, 0, "art17", "dpo", on_one, &b), CK_OK);
+    assert_int_equal(erased, 0);
+
+    assert_int_equal(ck_erase_many(&erased, f->st, who, 14, "art17-request", "dpo", on_one, &b),
+                     CK_OK);
+    assert_int_equal(b.calls, 14);
+    assert_int_equal(erased, 11);
+    uint64_t last_seq = 0;
+    for (size_t i = 0; i < 14; i++) {
+        int want = i == 10 || i == 11 ? CK_ENOTFOUND : i == 12 ? CK_EINVAL : CK_OK;
+        assert_int_equal(b.rc[i], want);
+        if (want != CK_OK)
+            continue;
+        json_t *j = json_loads(b.receipt[i], 0, NULL);
+        assert_non_null(j);
+        assert_true(json_is_true(json_object_get(j, "erased")));
+        assert_string_equal(json_string_value(json_object_get(j, "reason")), "art17-request");
+        assert_true(json_integer_value(json_object_get(j, "keyring_copies_scrubbed")) >= 1);
+        json_t *del = json_object_get(j, "deleted");
+        /* B-even and B-10..: email and city; B-odd: email only. */
+        size_t idx = i == 13 ? 11 : i;
+        assert_int_equal(json_integer_value(json_object_get(del, "values")), idx % 2 ? 1 : 2);
+        assert_int_equal(json_array_size(json_object_get(j, "holds")), idx % 2 ? 0 : 1);
+        /* One audit entry each (plus one per hold), in order. */
+        uint64_t seq =
+            (uint64_t)json_integer_value(json_object_get(json_object_get(j, "audit"), "seq"));
+        assert_true(seq > last_seq);
+        last_seq = seq;
+        json_decref(j);
+        /* Gone, and no copy of its wrapped key left in the keyring file. */
+        unsigned char got[CK_SUBJECT_ID_BYTES];
+        assert_int_equal(ck_subject_find(got, f->st, &who[i]), CK_ENOTFOUND);
+        assert_int_equal(tu_file_contains(kpath, recs[i], sizeof recs[i]), 0);
+    }
+    for (size_t i = 0; i < 14; i++)
+        free(b.receipt[i]);
+    /* The others are whole. */
+    for (int i = 10; i < 20; i++) {
+        if (i == 11)
+            continue;
+        char ref[8];
+        snprintf(ref, sizeof ref, "B-%d", i);
+        ck_request r = CK_REQUEST_INIT;
+        r.actor = "t";
+        r.purpose = "service";
+        r.subject = (ck_who){CK_BY_REF, ref, 0, NULL, NULL, NULL};
+        ck_result *res;
+        assert_int_equal(ck_release(&res, f->st, &r), CK_OK);
+        assert_int_equal(ck_result_field(res, 0)->reason, CK_RELEASED);
+        ck_result_free(res);
+    }
+    /* Tombstones hold them off as for ck_erase. */
+    assert_int_equal(ck_subject_create(NULL, f->st, "B-4", 0), CK_EDENIED);
+    ck_audit_filter flt = CK_AUDIT_FILTER_INIT;
+    flt.action = "erase";
+    ck_audit_cursor *ac;
+    assert_int_equal(ck_audit_query(&ac, f->st, &flt), CK_OK);
+    const ck_audit_record *ar;
+    int n = 0;
+    while (ck_audit_next(ac, &ar) == CK_OK)
+        n++;
+    ck_audit_cursor_free(ac);
+    assert_int_equal(n, 11);
+    ck_audit_verify_result vr = CK_AUDIT_VERIFY_INIT;
+    assert_int_equal(ck_audit_verify(&vr, f->st, NULL), CK_OK);
+
+    /* Again: every one is reported, nothing erased. */
+    memset(&b, 0, sizeof b);
+    assert_int_equal(ck_erase_many(&erased, f->st, who, 14, "art17-request", "dpo", on_one, &b),
+                     CK_OK);
+    assert_int_equal(erased, 0);
+    for (size_t i = 0; i < 14; i++)
+        assert_int_equal(b.rc[i], i == 12 ? CK_EINVAL : CK_ENOTFOUND);
+}
+
+/* More subjects than one chunk: every one erased, in several chunks. */
+static void test_erase_many_chunks(void **state)
+{
+    fx *f = *state;
+    enum { N = 2100 };
+    size_t cap = (size_t)N * 64, len = 0;
+    char *text = malloc(cap);
+    static char refs[N][12];
+    static ck_who who[N];
+    for (int i = 0; i < N; i++) {
+        len += (size_t)snprintf(text + len, cap - len,
+                                "{\"ref\":\"M-%d\",\"fields\":{\"city\":"
+                                "\"Metz\"}}\n",
+                                i);
+        snprintf(refs[i], sizeof refs[i], "M-%d", i);
+        who[i] = (ck_who){CK_BY_REF, refs[i], 0, NULL, NULL, NULL};
+    }
+    ck_import_stats s;
+    import_text(f, text, 0, &s);
+    free(text);
+    assert_int_equal(s.imported, N);
+    uint64_t erased = 0;
+    assert_int_equal(ck_erase_many(&erased, f->st, who, N, "art17", "dpo", NULL, NULL), CK_OK);
+    assert_int_equal(erased, N);
+    ck_stats st = CK_STATS_INIT;
+    assert_int_equal(ck_stats_get(&st, f->st), CK_OK);
+    assert_int_equal(st.subjects, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +579,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_after_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_after_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_finishes_an_interrupted_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase_many_chunks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

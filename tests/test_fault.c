@@ -1,10 +1,10 @@
 /*
  * test_fault.c - make the Nth allocation / write / fsync / transaction
  * begin or commit fail, for every N, through init, open, a key-slot change,
- * a sealed write, an import, a consent change, a release, a purge and an
- * export. At every N the call must fail cleanly (an error code, no crash, no leak
- * under LeakSanitizer) and leave the store as it was: nothing committed
- * lost, nothing half-written visible.
+ * a sealed write, an import, a consent change, a release, a purge, an
+ * export and a batch erasure. At every N the call must fail cleanly (an
+ * error code, no crash, no leak under LeakSanitizer) and leave the store as
+ * it was: nothing committed lost, nothing half-written visible.
  *
  * Needs a build with -DCK_FAULT_INJECTION=ON (the CI sanitizer build);
  * elsewhere every test is skipped, and says so.
@@ -259,7 +259,9 @@ static const char FAULT_SCHEMA[] =
     "\"identifying\":true},\"city\":{\"type\":\"string\",\"sensitivity\":\"personal\"},"
     "\"born\":{\"type\":\"date\",\"sensitivity\":\"personal\"}},"
     "\"purposes\":{\"news\":{\"basis\":\"consent\",\"description\":\"d\",\"benefit\":\"b\","
-    "\"fields\":[\"email\",\"city\"]}}}";
+    "\"fields\":[\"email\",\"city\"]},\"records\":{\"basis\":\"legal_obligation\","
+    "\"description\":\"d\",\"benefit\":\"b\",\"fields\":[\"city\"],"
+    "\"hold\":{\"fields\":[\"city\"],\"days\":30}}}}";
 
 static ck_store *open_store(const fx *f)
 {
@@ -679,6 +681,86 @@ static void test_export_every_fault(void **state)
     export_every_fault(f, CK_EXPORT_CSV);
 }
 
+/* Holds in the store. */
+static size_t hold_count(ck_store *st)
+{
+    MDB_txn *t;
+    MDB_stat ms;
+    assert_int_equal(ck_env__read_begin(st, &st->keyring, &t), CK_OK);
+    assert_int_equal(mdb_stat(t, st->dbi_holds, &ms), 0);
+    ck_env__read_end(&st->keyring, t);
+    return ms.ms_entries;
+}
+
+/* A batch erasure of 6 subjects (each leaving a hold) and an unknown ref:
+ * at every fault, each subject is either whole or has lost its key - and
+ * then its hold exists (they are committed together); erasing the batch
+ * again finishes every one, with no second hold; the log verifies. */
+static void test_erase_batch_every_fault(void **state)
+{
+    fx *f = *state;
+    enum { NS = 6 };
+    char text[2048] = "";
+    size_t tl = 0;
+    char refs[NS + 1][8];
+    ck_who who[NS + 1];
+    for (int i = 0; i <= NS; i++) {
+        snprintf(refs[i], sizeof refs[i], i < NS ? "e%d" : "nope", i);
+        who[i] = (ck_who){CK_BY_REF, refs[i], 0, NULL, NULL, NULL};
+        if (i < NS)
+            tl += (size_t)snprintf(text + tl, sizeof text - tl,
+                                   "{\"ref\":\"e%d\",\"fields\":{\"email\":\"e%d@x.fr\","
+                                   "\"city\":\"C%d\"},\"consent\":{\"news\":true}}\n",
+                                   i, i, i);
+    }
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        tu_rmtree(f->dir);
+        unlink(f->key);
+        make_store(f);
+        ck_store *st = open_store(f);
+        ck_import_options io = CK_IMPORT_OPTIONS_INIT;
+        ck_importer *imp = NULL;
+        ck_import_stats s = {0};
+        assert_int_equal(ck_import_begin(&imp, st, &io), CK_OK);
+        assert_int_equal(ck_import_feed(imp, text, strlen(text)), CK_OK);
+        assert_int_equal(ck_import_finish(imp, &s), CK_OK);
+        assert_int_equal(s.imported, NS);
+        uint64_t erased = 0;
+        ck_fault__arm(n);
+        int rc = ck_erase_many(&erased, st, who, NS + 1, "art17", "dpo", NULL, NULL);
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        ck_close(st);
+        st = open_store(f);
+        if (rc != CK_OK)
+            assert_clean_failure(rc);
+        size_t gone = 0;
+        for (int i = 0; i < NS; i++)
+            gone += !subject_whole(st, refs[i]);
+        if (rc == CK_OK && (gone != NS || erased != NS))
+            fail_msg("fault %lu: the batch succeeded but %zu of %d are gone", n, gone, NS);
+        if (hold_count(st) != gone)
+            fail_msg("fault %lu: %zu subjects lost their keys but %zu holds exist", n, gone,
+                     hold_count(st));
+        assert_log_verifies(st);
+        /* Erasing again finishes every one. */
+        assert_int_equal(ck_erase_many(&erased, st, who, NS + 1, "art17", "dpo", NULL, NULL),
+                         CK_OK);
+        for (int i = 0; i < NS; i++) {
+            unsigned char sid[CK_SUBJECT_ID_BYTES];
+            if (ck_subject_find(sid, st, &who[i]) != CK_ENOTFOUND)
+                fail_msg("fault %lu: %s survived a second erasure", n, refs[i]);
+        }
+        assert_int_equal(hold_count(st), NS);
+        assert_log_verifies(st);
+        ck_close(st);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 20 && n < MAX_N);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -692,6 +774,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_consent_release_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase_batch_every_fault, setup, teardown),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }

@@ -20,7 +20,8 @@
 #define T0  1767225600 /* 2026-01-01T00:00:00Z */
 
 /* email: identifying, the address of marketing.email's channel, kept 30
- * days; nick: identifying, 10 days; note: 10 days; city: no limit. */
+ * days; nick: identifying, 10 days; note: 10 days; city: no limit, kept 5
+ * days after an erasure by the legal hold of "records". */
 static const char SCHEMA[] =
     "{\"fields\":{"
     "\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\",\"identifying\":true,"
@@ -35,6 +36,8 @@ static const char SCHEMA[] =
     "\"channel\":{\"type\":\"email\",\"field\":\"email\",\"cap\":{\"count\":2,\"days\":30}}},"
     "\"news\":{\"basis\":\"consent\",\"description\":\"News\",\"benefit\":\"Know first\","
     "\"fields\":[\"city\"]},"
+    "\"records\":{\"basis\":\"legal_obligation\",\"description\":\"Keep\",\"benefit\":\"Law\","
+    "\"fields\":[\"city\"],\"hold\":{\"fields\":[\"city\"],\"days\":5}},"
     "\"service\":{\"basis\":\"contract\",\"description\":\"Orders\",\"benefit\":\"Delivery\","
     "\"fields\":[\"email\",\"nick\",\"note\",\"city\"]}}}";
 
@@ -716,6 +719,49 @@ static void test_audit_entries(void **state)
 }
 
 /* Many subjects in small batches: every one is reached once. */
+/* A legal hold whose time is over: a dry run counts it, a purge destroys
+ * it (ck_hold_expire), the next purge finds nothing. */
+static void test_hold_expiry(void **state)
+{
+    fx *f = *state;
+    put(f, "H1", "{\"city\":\"Brest\",\"note\":\"n\"}");
+    put(f, "H2", "{\"note\":\"n\"}"); /* no held field: no hold */
+    ck_who w = by_ref("H1");
+    char *receipt = NULL;
+    assert_int_equal(ck_erase(&receipt, f->st, &w, "art17-request", "dpo"), CK_OK);
+    json_t *r = json_loads(receipt, 0, NULL);
+    ck_free(receipt);
+    assert_non_null(r);
+    const char *id =
+        json_string_value(json_object_get(json_array_get(json_object_get(r, "holds"), 0), "hold"));
+    assert_non_null(id);
+    char hold[2 * CK_SUBJECT_ID_BYTES + 1];
+    snprintf(hold, sizeof hold, "%s", id);
+    json_decref(r);
+
+    json_t *j = purge(f, 0, 0); /* not due yet */
+    assert_int_equal(num(j, "holds_expired"), 0);
+    json_decref(j);
+    char *out = NULL;
+    assert_int_equal(ck_hold_get(&out, f->st, hold, "auditor"), CK_OK);
+    ck_free(out);
+
+    f->now += 6 * DAY;
+    j = purge(f, CK_PURGE_DRY_RUN, 0);
+    assert_int_equal(num(j, "holds_expired"), 1);
+    json_decref(j);
+    out = NULL;
+    assert_int_equal(ck_hold_get(&out, f->st, hold, "auditor"), CK_EDENIED); /* over, still there */
+    assert_null(out);
+    j = purge(f, 0, 0);
+    assert_int_equal(num(j, "holds_expired"), 1);
+    json_decref(j);
+    assert_int_equal(ck_hold_get(&out, f->st, hold, "auditor"), CK_ENOTFOUND);
+    j = purge(f, 0, 0);
+    assert_int_equal(num(j, "holds_expired"), 0);
+    json_decref(j);
+}
+
 static void test_batches(void **state)
 {
     fx *f = *state;
@@ -793,8 +839,9 @@ static void test_no_schema(void **state)
     assert_int_equal(ck_init(&g.st, g.dir, &o), CK_OK);
     char *out = NULL;
     assert_int_equal(ck_purge(&out, g.st, NULL, "dpo"), CK_OK);
-    assert_string_equal(out, "{\"dry_run\":false,\"values_removed\":0,\"consents_expired\":0,"
-                             "\"subjects\":0,\"by_field\":{},\"by_purpose\":{}}");
+    assert_string_equal(out,
+                        "{\"dry_run\":false,\"values_removed\":0,\"consents_expired\":0,"
+                        "\"subjects\":0,\"holds_expired\":0,\"by_field\":{},\"by_purpose\":{}}");
     ck_free(out);
     ck_close(g.st);
     tu_rmtree(g.root);
@@ -811,6 +858,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_consent_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test(test_no_schema),

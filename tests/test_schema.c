@@ -323,7 +323,7 @@ static void test_invalid_purpose(void **state)
                    "purposes.x.fields[2]: field \"email\" is listed twice");
     expect_invalid(WITH_X("\"fields\":[\"email\"],\"why\":1"),
                    "purposes.x.why: unknown key (expected basis, description, benefit, fields, "
-                   "minimize, channel, tcf)");
+                   "minimize, channel, tcf, hold)");
 }
 
 static void test_invalid_minimize(void **state)
@@ -610,6 +610,192 @@ static void test_tcf_record_and_json(void **state)
     }
     ads->tcf = good;
     ads->basis = CK_BASIS_CONSENT;
+    ck_buf__free(&a);
+    ck_buf__free(&b);
+    ck_buf__free(&j);
+    ck_schema__release(s);
+}
+
+/* A purpose "x" (basis legal_obligation) with fields [email, city, spend]
+ * and the given "hold". */
+#define LEGAL_HEAD "\"basis\":\"legal_obligation\",\"description\":\"d\",\"benefit\":\"b\""
+#define WITH_HOLD(hold)                                                                            \
+    "{" FIELDS ",\"purposes\":{\"x\":{" LEGAL_HEAD ",\"fields\":[\"email\",\"city\",\"spend\"],"   \
+    "\"hold\":" hold "}}}"
+
+static void test_invalid_hold(void **state)
+{
+    (void)state;
+    expect_invalid(WITH_HOLD("[]"),
+                   "purposes.x.hold: expected an object {\"fields\": [...], \"days\": N}");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\"],\"days\":10,\"years\":1}"),
+                   "purposes.x.hold.years: unknown key (expected fields, days)");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD ",\"fields\":[\"city\"],"
+                   "\"hold\":{\"fields\":[\"city\"],\"days\":10}}}}",
+                   "purposes.x.hold: only a legal_obligation purpose keeps fields after an "
+                   "erasure (this one's basis is consent)");
+    expect_invalid("{" FIELDS ",\"purposes\":{\"x\":{\"basis\":\"contract\",\"description\":\"d\","
+                   "\"benefit\":\"b\",\"fields\":[\"city\"],"
+                   "\"hold\":{\"fields\":[\"city\"],\"days\":10}}}}",
+                   "purposes.x.hold: only a legal_obligation purpose keeps fields after an "
+                   "erasure (this one's basis is contract)");
+    expect_invalid(WITH_HOLD("{\"days\":10}"),
+                   "purposes.x.hold.fields: missing (the fields an erasure keeps for this "
+                   "obligation)");
+    expect_invalid(WITH_HOLD("{\"fields\":\"city\",\"days\":10}"),
+                   "purposes.x.hold.fields: expected an array of field names");
+    expect_invalid(WITH_HOLD("{\"fields\":[],\"days\":10}"),
+                   "purposes.x.hold.fields: a hold keeps at least one field");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\",\"citty\"],\"days\":10}"),
+                   "purposes.x.hold.fields[1]: unknown field \"citty\"");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"birth_date\"],\"days\":10}"),
+                   "purposes.x.hold.fields[0]: field is not in the purpose's fields");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\",7],\"days\":10}"),
+                   "purposes.x.hold.fields[1]: expected a field name");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\",\"spend\",\"city\"],\"days\":10}"),
+                   "purposes.x.hold.fields[2]: field \"city\" is listed twice");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\",\"spend\",\"email\",\"city\"],\"days\":10}"),
+                   "purposes.x.hold.fields: more names than the purpose has fields");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\"]}"),
+                   "purposes.x.hold.days: missing (expected an integer from 1 to 36500)");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\"],\"days\":0}"),
+                   "purposes.x.hold.days: expected an integer from 1 to 36500");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\"],\"days\":36501}"),
+                   "purposes.x.hold.days: expected an integer from 1 to 36500");
+    expect_invalid(WITH_HOLD("{\"fields\":[\"city\"],\"days\":\"10\"}"),
+                   "purposes.x.hold.days: expected an integer from 1 to 36500");
+    /* The bounds themselves are accepted. */
+    ck_schema *s = parse_ok(WITH_HOLD("{\"fields\":[\"spend\",\"city\"],\"days\":36500}"));
+    const ck_schema_purpose *x = ck_schema__purpose(s, "x", 1);
+    assert_int_equal(x->hold.nfields, 2);
+    assert_int_equal(x->hold.days, 36500);
+    assert_int_equal(x->hold.field_ids[0], ck_schema__field(s, "spend", 5)->id);
+    assert_int_equal(x->hold.field_ids[1], ck_schema__field(s, "city", 4)->id);
+    ck_schema__release(s);
+    s = parse_ok(WITH_HOLD("{\"fields\":[\"email\"],\"days\":1}"));
+    assert_int_equal(ck_schema__purpose(s, "x", 1)->hold.days, 1);
+    ck_schema__release(s);
+}
+
+#define HOLD_SCHEMA                                                                                \
+    "{" FIELDS ",\"purposes\":{"                                                                   \
+    "\"invoicing\":{" LEGAL_HEAD ",\"fields\":[\"email\",\"city\",\"spend\"],"                     \
+    "\"hold\":{\"fields\":[\"spend\",\"city\"],\"days\":3650}},"                                   \
+    "\"legal\":{" LEGAL_HEAD ",\"fields\":[\"city\"]},"                                            \
+    "\"ads\":{" P_HEAD ",\"fields\":[\"email\"],\"tcf\":{\"purposes\":[1]}}}}"
+
+/* A hold goes through the record and the JSON text unchanged; the record
+ * is canonical and refuses every hold that breaks a rule of the loader. */
+static void test_hold_record_and_json(void **state)
+{
+    (void)state;
+    ck_schema *s = parse_ok(HOLD_SCHEMA), *d = NULL, *back = NULL;
+    ck_buf a = CK_BUF_INIT, b = CK_BUF_INIT, j = CK_BUF_INIT;
+    char err[CK_ERRMSG_MAX];
+
+    assert_int_equal(ck_schema__to_json(&j, s), CK_OK);
+    assert_int_equal(ck_buf__append(&j, "", 1), CK_OK);
+    const char *text = (const char *)j.p;
+    assert_non_null(strstr(text, "\"hold\":{\"fields\":[\"spend\",\"city\"],\"days\":3650}"));
+    assert_null(strstr(strstr(text, "\"legal\""), "\"hold\""));
+    assert_int_equal(ck_schema__from_json(&back, s, text, j.len - 1, err, sizeof err), CK_OK);
+    back->version = s->version;
+    assert_int_equal(ck_schema__encode(&a, s), CK_OK);
+    assert_int_equal(ck_schema__encode(&b, back), CK_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    ck_schema__release(back);
+
+    assert_int_equal(ck_schema__decode(&d, a.p, a.len), CK_OK);
+    const ck_schema_hold *h = &ck_schema__purpose(d, "invoicing", 9)->hold;
+    assert_int_equal(h->nfields, 2);
+    assert_int_equal(h->days, 3650);
+    assert_int_equal(h->field_ids[0], ck_schema__field(d, "spend", 5)->id);
+    assert_int_equal(ck_schema__purpose(d, "legal", 5)->hold.nfields, 0);
+    assert_int_equal(ck_schema__purpose(d, "ads", 3)->hold.nfields, 0);
+    ck_buf__reset(&b);
+    assert_int_equal(ck_schema__encode(&b, d), CK_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    ck_schema__release(d);
+
+    /* 9 elements with a hold (the 8th nil), 7 without, 8 with a tcf. */
+    static const uint8_t inv9[] = {0x99, 0xa9, 'i', 'n', 'v', 'o', 'i', 'c', 'i', 'n', 'g'};
+    static const uint8_t legal7[] = {0x97, 0xa5, 'l', 'e', 'g', 'a', 'l'};
+    static const uint8_t ads8[] = {0x98, 0xa3, 'a', 'd', 's'};
+    assert_non_null(memmem(a.p, a.len, inv9, sizeof inv9));
+    assert_non_null(memmem(a.p, a.len, legal7, sizeof legal7));
+    assert_non_null(memmem(a.p, a.len, ads8, sizeof ads8));
+    /* The hold's tail: nil (no tcf), then [[spend id, city id], 3650]. */
+    uint8_t tail[] = {0xc0, 0x92, 0x92, 0, 0, 0xcd, 0x0e, 0x42};
+    tail[3] = (uint8_t)ck_schema__field(s, "spend", 5)->id;
+    tail[4] = (uint8_t)ck_schema__field(s, "city", 4)->id;
+    assert_non_null(memmem(a.p, a.len, tail, sizeof tail));
+
+    for (size_t n = 0; n < a.len; n++) {
+        assert_int_equal(ck_schema__decode(&d, a.p, n), CK_EFORMAT);
+        assert_null(d);
+    }
+    for (size_t i = 0; i < a.len; i++) {
+        uint8_t saved = a.p[i];
+        for (unsigned x = 1; x < 256; x <<= 1) {
+            a.p[i] = (uint8_t)(saved ^ x);
+            int rc = ck_schema__decode(&d, a.p, a.len);
+            assert_true(rc == CK_OK || rc == CK_EFORMAT);
+            if (rc == CK_OK) {
+                for (uint32_t k = 0; k < d->npurposes; k++) {
+                    const ck_schema_purpose *p = &d->purposes[k];
+                    if (p->hold.nfields == 0)
+                        continue;
+                    assert_int_equal(p->basis, CK_BASIS_LEGAL_OBLIGATION);
+                    assert_false(p->tcf.set);
+                    assert_true(p->hold.days >= 1 && p->hold.days <= CK_SCHEMA_HOLD_DAYS_MAX);
+                    for (uint32_t f = 0; f < p->hold.nfields; f++)
+                        assert_true(ck_schema__purpose_field(p, p->hold.field_ids[f]) >= 0);
+                }
+                ck_schema__release(d);
+            }
+        }
+        a.p[i] = saved;
+    }
+
+    /* Records that break a rule of the loader are refused. */
+    ck_schema_purpose *inv = (ck_schema_purpose *)ck_schema__purpose(s, "invoicing", 9);
+    const ck_schema_hold good = inv->hold;
+    uint16_t birth = ck_schema__field(s, "birth_date", 10)->id;
+    uint16_t spend = ck_schema__field(s, "spend", 5)->id;
+    const uint16_t outside[] = {spend, birth}, twice[] = {spend, spend};
+    struct {
+        const uint16_t *ids;
+        uint32_t n, days;
+        ck_basis basis;
+    } bad[] = {{good.field_ids, 2, 0, CK_BASIS_LEGAL_OBLIGATION},
+               {good.field_ids, 2, CK_SCHEMA_HOLD_DAYS_MAX + 1, CK_BASIS_LEGAL_OBLIGATION},
+               {outside, 2, 10, CK_BASIS_LEGAL_OBLIGATION},
+               {twice, 2, 10, CK_BASIS_LEGAL_OBLIGATION},
+               {good.field_ids, 2, 10, CK_BASIS_CONTRACT},
+               {good.field_ids, 2, 10, CK_BASIS_CONSENT}};
+    for (size_t i = 0; i < CK_ARRAY_LEN(bad); i++) {
+        inv->hold.field_ids = bad[i].ids;
+        inv->hold.nfields = bad[i].n;
+        inv->hold.days = bad[i].days;
+        inv->basis = bad[i].basis;
+        ck_buf__reset(&b);
+        assert_int_equal(ck_schema__encode(&b, s), CK_OK);
+        assert_int_equal(ck_schema__decode(&d, b.p, b.len), CK_EFORMAT);
+        assert_null(d);
+    }
+    inv->hold = good;
+    inv->basis = CK_BASIS_LEGAL_OBLIGATION;
+    /* A 9-element purpose whose 8th element is a tcf, not nil: refused
+     * (a hold's purpose never maps TCF signals; the record is canonical). */
+    ck_buf__reset(&b);
+    assert_int_equal(ck_schema__encode(&b, s), CK_OK);
+    uint8_t *at = memmem(b.p, b.len, tail, sizeof tail);
+    assert_non_null(at);
+    at[0] = 0x90; /* nil -> [] */
+    assert_int_equal(ck_schema__decode(&d, b.p, b.len), CK_EFORMAT);
+    assert_null(d);
     ck_buf__free(&a);
     ck_buf__free(&b);
     ck_buf__free(&j);
@@ -1170,6 +1356,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tampered_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_process_applies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcf_changes, setup, teardown),
+        cmocka_unit_test(test_invalid_hold),
+        cmocka_unit_test(test_hold_record_and_json),
     };
     return cmocka_run_group_tests_name("schema", tests, NULL, NULL);
 }

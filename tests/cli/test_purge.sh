@@ -55,7 +55,7 @@ expect_json 'd["withheld"] == {"email": "expired", "city": "expired"}'
 before=$(files_digest)
 expect_rc 0 ck purge --dry-run --actor dpo
 cp "$T/out" "$T/dry.json"
-expect_exact_dry='{"dry_run":true,"values_removed":0,"consents_expired":3,"subjects":2,"by_field":{},"by_purpose":{"news":2,"offers":1}}'
+expect_exact_dry='{"dry_run":true,"values_removed":0,"consents_expired":3,"subjects":2,"holds_expired":0,"by_field":{},"by_purpose":{"news":2,"offers":1}}'
 if [ "$(cat "$T/dry.json")" = "$expect_exact_dry" ]; then ok; else fail "dry run printed $(cat "$T/dry.json")"; fi
 expect_rc 0 ck --format text purge --dry-run --actor dpo --batch 1
 expect_out '^dry run: nothing was changed'

@@ -10,7 +10,8 @@
  *    never CK_EINTERNAL (the loader's checks and the snapshot's invariants
  *    agree);
  *  - a snapshot's lookups are consistent: every field is found by name and
- *    by id, every purpose by name, every purpose field id resolves;
+ *    by id, every purpose by name, every purpose field id resolves, a
+ *    hold's fields are the purpose's own (legal_obligation only);
  *  - a snapshot re-encodes, the encoding decodes, and re-encodes to the same
  *    bytes (canonical);
  *  - its JSON text loads back (with it as the base) to the same snapshot.
@@ -43,6 +44,14 @@ static void check_lookups(const ck_schema *s)
                 abort();
         if (p->channel.type != CK_CHANNEL_NONE &&
             ck_schema__purpose_field(p, p->channel.field_id) < 0)
+            abort();
+        /* A hold keeps some of the purpose's own fields, for a legal
+         * obligation only, never beside a TCF mapping. */
+        for (uint32_t j = 0; j < p->hold.nfields; j++)
+            if (ck_schema__purpose_field(p, p->hold.field_ids[j]) < 0)
+                abort();
+        if (p->hold.nfields > 0 && (p->basis != CK_BASIS_LEGAL_OBLIGATION || p->tcf.set ||
+                                    p->hold.days < 1 || p->hold.days > CK_SCHEMA_HOLD_DAYS_MAX))
             abort();
     }
 }
