@@ -250,6 +250,9 @@ static int decode_hold(held *h, const uint8_t *pt, size_t n, ck_arena *a)
         if (cnt != 3)
             return CK_EFORMAT;
         CK_TRY(mp_cstr(&r, a, CK_SCHEMA_NAME_MAX, &h->fields[i].name));
+        for (uint32_t j = 0; j < i; j++) /* the writer never repeats a field */
+            if (strcmp(h->fields[j].name, h->fields[i].name) == 0)
+                return CK_EFORMAT;
         CK_TRY(ck_mp__u32(&r, &type));
         if (type < CK_TYPE_STRING || type > CK_TYPE_LIST)
             return CK_EFORMAT;
@@ -547,6 +550,16 @@ cleanup:
     ck_mem__free(ds);
     ck_arena__free(&a);
     return rc;
+}
+
+int ck_hold__plain_json(ck_buf *out, const uint8_t *pt, size_t n, int64_t until, const char *id_hex,
+                        ck_arena *a)
+{
+    held h;
+    memset(&h, 0, sizeof h);
+    CK_TRY(decode_hold(&h, pt, n, a));
+    h.until = until;
+    return hold_json(out, &h, id_hex);
 }
 
 int ck_hold__count_due(uint64_t *out, ck_store *st)

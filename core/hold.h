@@ -74,6 +74,14 @@ void ck_hold__fini(ck_hold_new *h);
  * transaction. CK_EINTERNAL if its id is taken (a broken RNG). */
 int ck_hold__put(ck_store *st, MDB_txn *ktxn, const ck_hold_new *h);
 
+/* Decode a hold record's plaintext (what opens under the hold key) and
+ * write the JSON ck_hold_get would give for it, as a hold `id_hex` kept
+ * until `until`, into the secure buffer `out`. For the fuzz target
+ * fuzz_hold; ck_hold_get goes through the same two steps.
+ * CK_OK; CK_EFORMAT (malformed); CK_ENOMEM. */
+int ck_hold__plain_json(ck_buf *out, const uint8_t *pt, size_t n, int64_t until, const char *id_hex,
+                        ck_arena *a);
+
 /* How many holds ck_hold_expire would destroy now (until <= the store's
  * clock), read from their clear `until` without a key: a purge's dry run.
  * CK_OK; CK_EINTEGRITY (a malformed record); CK_EIO. */
