@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "audit.h"
-#include "testutil.h"
+#include "fixture.h"
 
 #define DAY  86400
 #define HOUR 3600
@@ -55,88 +55,26 @@ static const char ALICE[] =
     "\"seen\":\"2024-11-24T21:04:17.25+02:00\",\"photo\":\"AAEC/w==\","
     "\"interests\":[\"wine\",\"cheese, aged\"],\"allergies\":\"peanuts\"}";
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-    int64_t now;
-} fx;
-
-static int64_t test_clock(void *ctx)
-{
-    return ((fx *)ctx)->now;
-}
-
-static ck_store *open_store(fx *f, unsigned flags)
-{
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = flags | CK_OPEN_NOSYNC;
-    o.clock = test_clock;
-    o.clock_ctx = f;
-    ck_store *st = NULL;
-    assert_int_equal(ck_open(&st, f->dir, &o), CK_OK);
-    return st;
-}
-
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("export");
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    f->now = T0;
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
-    o.clock = test_clock;
-    o.clock_ctx = f;
-    if (ck_init(&f->st, f->dir, &o) != CK_OK ||
-        ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL) != CK_OK)
-        return -1;
-    *state = f;
-    return 0;
+    return tu_fx_setup(state, "export", T0, CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC, SCHEMA);
 }
 
-static int teardown(void **state)
+static void consent(tu_fx *f, const char *ref, const ck_consent *c)
 {
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
-}
-
-static ck_who by_ref(const char *ref)
-{
-    ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
-    return w;
-}
-
-static void put(fx *f, const char *ref, const char *json)
-{
-    ck_who w = by_ref(ref);
-    if (ck_put_json(NULL, f->st, &w, json, strlen(json), CK_PUT_CREATE) != CK_OK)
-        fail_msg("put %s: %s", ref, ck_errmsg(f->st));
-}
-
-static void consent(fx *f, const char *ref, const ck_consent *c)
-{
-    ck_who w = by_ref(ref);
+    ck_who w = tu_by_ref(ref);
     if (ck_consent_record(f->st, &w, c, "desk") != CK_OK)
         fail_msg("consent %s %s: %s", ref, c->purpose, ck_errmsg(f->st));
 }
 
-static void release(fx *f, const char *ref, const char *purpose, const char *actor,
+static void release(tu_fx *f, const char *ref, const char *purpose, const char *actor,
                     const char *recipient, const char *const *fields, size_t nfields)
 {
     ck_request r = CK_REQUEST_INIT;
     r.actor = actor;
     r.purpose = purpose;
     r.recipient = recipient;
-    r.subject = by_ref(ref);
+    r.subject = tu_by_ref(ref);
     r.fields = fields;
     r.nfields = nfields;
     ck_result *res = NULL;
@@ -146,9 +84,9 @@ static void release(fx *f, const char *ref, const char *purpose, const char *act
 }
 
 /* Export `ref` as JSON and parse it. */
-static json_t *export_json(fx *f, const char *ref)
+static json_t *export_json(tu_fx *f, const char *ref)
 {
-    ck_who w = by_ref(ref);
+    ck_who w = tu_by_ref(ref);
     char *text = NULL;
     if (ck_export(&text, f->st, &w, "dpo", 0) != CK_OK)
         fail_msg("export %s: %s", ref, ck_errmsg(f->st));
@@ -211,14 +149,14 @@ static void assert_names(const json_t *a, const char *const *want, size_t n)
 /* The scenario of the completeness test: Alice (C-1) with every type of
  * value, an alias, a consent history, contacts, releases; Bob (C-2) with
  * releases of his own. */
-static void scenario(fx *f)
+static void scenario(tu_fx *f)
 {
-    put(f, "C-1", ALICE);
-    put(f, "C-2", "{\"email\":\"bob@example.org\",\"city\":\"Lyon\"}");
-    ck_who w1 = by_ref("C-1");
+    tu_put(f, "C-1", ALICE);
+    tu_put(f, "C-2", "{\"email\":\"bob@example.org\",\"city\":\"Lyon\"}");
+    ck_who w1 = tu_by_ref("C-1");
     assert_int_equal(ck_alias_add(f->st, &w1, "card-0001", 0), CK_OK);
     f->now = T0 + DAY;
-    put(f, "C-1", "{\"first_name\":\"Alicia\"}");
+    tu_put(f, "C-1", "{\"first_name\":\"Alicia\"}");
 
     ck_consent c = CK_CONSENT_INIT;
     c.purpose = "marketing.email";
@@ -337,7 +275,7 @@ static void assert_purpose(const json_t *ps, const char *name, const char *basis
 
 static void test_complete(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     scenario(f);
     f->now += HOUR;
     json_t *j = export_json(f, "C-1");
@@ -345,7 +283,7 @@ static void test_complete(void **state)
     /* the subject: id in hex, created */
     unsigned char id[CK_SUBJECT_ID_BYTES];
     char hex[2 * CK_SUBJECT_ID_BYTES + 1];
-    ck_who w1 = by_ref("C-1");
+    ck_who w1 = tu_by_ref("C-1");
     assert_int_equal(ck_subject_find(id, f->st, &w1), CK_OK);
     ck_subject_id_hex(hex, id);
     assert_int_equal(json_integer_value(json_object_get(j, "format")), 1);
@@ -524,9 +462,9 @@ static void test_complete(void **state)
 /* The export is in the audit log, strict, with counts and no value. */
 static void test_audited(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     scenario(f);
-    ck_who w1 = by_ref("C-1");
+    ck_who w1 = tu_by_ref("C-1");
     char *text = NULL;
     assert_int_equal(ck_export(&text, f->st, &w1, "dpo", 0), CK_OK);
     ck_free(text);
@@ -611,9 +549,9 @@ static int count_exports(ck_store *st)
 /* An export whose audit entry cannot be written returns nothing. */
 static void test_fail_closed(void **state)
 {
-    fx *f = *state;
-    put(f, "C-1", ALICE);
-    ck_who w1 = by_ref("C-1");
+    tu_fx *f = *state;
+    tu_put(f, "C-1", ALICE);
+    ck_who w1 = tu_by_ref("C-1");
     char *text = (char *)"untouched";
 
     ck_audit__test_fail_next(f->st, CK_AUDIT_FAIL_WRITE);
@@ -635,14 +573,14 @@ static void test_fail_closed(void **state)
     ck_close(f->st);
 
     /* a read-only handle cannot audit, so it cannot export */
-    f->st = open_store(f, CK_OPEN_RDONLY);
+    f->st = tu_fx_open(f, CK_OPEN_RDONLY | CK_OPEN_NOSYNC);
     text = (char *)"untouched";
     assert_int_equal(ck_export(&text, f->st, &w1, "dpo", 0), CK_EDENIED);
     assert_null(text);
     ck_close(f->st);
 
     /* a working handle exports again */
-    f->st = open_store(f, 0);
+    f->st = tu_fx_open(f, CK_OPEN_NOSYNC);
     assert_int_equal(ck_export(&text, f->st, &w1, "dpo", 0), CK_OK);
     assert_non_null(strstr(text, "Alice.Martin@Example.org"));
     ck_free(text);
@@ -652,11 +590,11 @@ static void test_fail_closed(void **state)
  * audited. */
 static void test_bad_requests(void **state)
 {
-    fx *f = *state;
-    put(f, "C-1", ALICE);
-    put(f, "C-2", "{\"email\":\"alice.martin@example.org\"}"); /* the same address */
+    tu_fx *f = *state;
+    tu_put(f, "C-1", ALICE);
+    tu_put(f, "C-2", "{\"email\":\"alice.martin@example.org\"}"); /* the same address */
     char *text = (char *)"untouched";
-    ck_who w = by_ref("C-404");
+    ck_who w = tu_by_ref("C-404");
     assert_int_equal(ck_export(&text, f->st, &w, "dpo", 0), CK_ENOTFOUND);
     assert_null(text);
     ck_who id = {CK_BY_ID, "00000000000000000000000000000000", 0, NULL, NULL, NULL};
@@ -666,7 +604,7 @@ static void test_bad_requests(void **state)
     ck_who lk = {CK_BY_LOOKUP, "ALICE.MARTIN@example.org", 0, "email", NULL, NULL};
     assert_int_equal(ck_export(&text, f->st, &lk, "dpo", 0), CK_EAMBIGUOUS);
     assert_null(text);
-    ck_who c1 = by_ref("C-1");
+    ck_who c1 = tu_by_ref("C-1");
     assert_int_equal(ck_export(&text, f->st, &c1, NULL, 0), CK_EINVAL);
     assert_int_equal(ck_export(&text, f->st, &c1, "", 0), CK_EINVAL);
     assert_int_equal(ck_export(&text, f->st, &c1, "bad\nactor", 0), CK_EINVAL);
@@ -700,9 +638,9 @@ static int plant_txn(ck_store *st, MDB_txn *txn, void *ctx)
 
 static void test_value_outside_schema(void **state)
 {
-    fx *f = *state;
-    put(f, "C-1", ALICE);
-    ck_who w1 = by_ref("C-1");
+    tu_fx *f = *state;
+    tu_put(f, "C-1", ALICE);
+    ck_who w1 = tu_by_ref("C-1");
     plant_ctx p;
     assert_int_equal(ck_subject_find(p.sid, f->st, &w1), CK_OK);
     MDB_txn *kt;
@@ -783,9 +721,9 @@ static void csv_free(csv *c)
 
 static void test_csv(void **state)
 {
-    fx *f = *state;
-    put(f, "C-1", ALICE);
-    ck_who w1 = by_ref("C-1");
+    tu_fx *f = *state;
+    tu_put(f, "C-1", ALICE);
+    ck_who w1 = tu_by_ref("C-1");
     char *text = NULL;
 
     /* no consent yet: the header only */
@@ -874,12 +812,12 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_complete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_audited, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_outside_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_audited, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fail_closed, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_requests, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_value_outside_schema, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_csv, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests_name("export", tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@
 #include <jansson.h>
 
 #include "hold.h"
-#include "testutil.h"
+#include "fixture.h"
 
 static const char SCHEMA[] =
     "{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\","
@@ -37,63 +37,12 @@ static const char SCHEMA[] =
 #define T0  1800000000LL
 #define DAY 86400LL
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-    int64_t now;
-} fx;
-
-static int64_t fx_clock(void *ctx)
-{
-    return ((fx *)ctx)->now;
-}
-
-static ck_options fx_opts(fx *f)
-{
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.clock = fx_clock;
-    o.clock_ctx = f;
-    return o;
-}
-
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("hold");
-    f->now = T0;
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    ck_options o = fx_opts(f);
-    o.flags = CK_INIT_CREATE_KEY_FILE;
-    if (ck_init(&f->st, f->dir, &o) != CK_OK ||
-        ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL) != CK_OK)
-        return -1;
-    *state = f;
-    return 0;
+    return tu_fx_setup(state, "hold", T0, CK_INIT_CREATE_KEY_FILE, SCHEMA);
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
-}
-
-static void reopen(fx *f, unsigned flags)
-{
-    ck_close(f->st);
-    ck_options o = fx_opts(f);
-    o.flags = flags;
-    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
-}
-
-static void import_text(fx *f, const char *text)
+static void import_text(tu_fx *f, const char *text)
 {
     ck_importer *imp;
     ck_import_options o = CK_IMPORT_OPTIONS_INIT;
@@ -111,7 +60,7 @@ static const char CUSTOMER[] =
     "{\"ref\":\"H-2\",\"fields\":{\"email\":\"other@example.fr\"},\"consent\":{\"news\":true}}\n";
 
 /* The number of entries of a database of the keyring environment. */
-static size_t keyring_entries(fx *f, MDB_dbi dbi)
+static size_t keyring_entries(tu_fx *f, MDB_dbi dbi)
 {
     MDB_txn *t;
     MDB_stat ms;
@@ -122,7 +71,7 @@ static size_t keyring_entries(fx *f, MDB_dbi dbi)
 }
 
 /* The record stored at `id` in a database of the keyring environment. */
-static size_t keyring_get(fx *f, MDB_dbi dbi, const uint8_t *id, uint8_t *out, size_t max)
+static size_t keyring_get(tu_fx *f, MDB_dbi dbi, const uint8_t *id, uint8_t *out, size_t max)
 {
     MDB_txn *t;
     assert_int_equal(ck_env__read_begin(f->st, &f->st->keyring, &t), CK_OK);
@@ -137,7 +86,7 @@ static size_t keyring_get(fx *f, MDB_dbi dbi, const uint8_t *id, uint8_t *out, s
     return n;
 }
 
-static json_t *erase_ref(fx *f, const char *ref)
+static json_t *erase_ref(tu_fx *f, const char *ref)
 {
     ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
     char *receipt = NULL;
@@ -159,7 +108,7 @@ static json_t *hold_of(json_t *receipt, const char *purpose)
     return NULL;
 }
 
-static size_t count_entries(fx *f, const char *action, const char *event)
+static size_t count_entries(tu_fx *f, const char *action, const char *event)
 {
     ck_audit_filter flt = CK_AUDIT_FILTER_INIT;
     flt.action = action;
@@ -180,7 +129,7 @@ static size_t count_entries(fx *f, const char *action, const char *event)
 
 static void test_hold_kept_and_read(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     import_text(f, CUSTOMER);
     ck_who w = {CK_BY_REF, "H-1", 0, NULL, NULL, NULL};
     unsigned char sid[CK_SUBJECT_ID_BYTES];
@@ -281,7 +230,7 @@ static void test_hold_kept_and_read(void **state)
     text = (char *)"untouched";
     assert_int_not_equal(ck_hold_get(&text, f->st, inv_id, "auditor"), CK_OK);
     assert_null(text);
-    reopen(f, 0); /* the failed write poisoned the handle's log */
+    tu_fx_reopen(f, 0); /* the failed write poisoned the handle's log */
     assert_int_equal(count_entries(f, "hold", "read"), 1);
     assert_int_equal(ck_hold_get(&text, f->st, dis_id, "auditor"), CK_OK);
     assert_non_null(strstr(text, "\"fields\":{\"city\":\"Brest\"}"));
@@ -309,7 +258,7 @@ static void test_hold_kept_and_read(void **state)
  * in the keyring file. */
 static void test_hold_expiry(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     import_text(f, CUSTOMER);
     json_t *j = erase_ref(f, "H-1");
     char inv_id[33], dis_id[33];
@@ -352,7 +301,7 @@ static void test_hold_expiry(void **state)
     assert_int_equal(keyring_get(f, f->st->dbi_hold_keys, dis_bin, keyrec + 0, 0), 0);
     assert_int_equal(tu_file_contains(kpath, keyrec, sizeof keyrec), 0);
     assert_int_equal(count_entries(f, "hold", "expired"), 1);
-    reopen(f, 0);
+    tu_fx_reopen(f, 0);
     assert_int_equal(tu_file_contains(kpath, keyrec, sizeof keyrec), 0);
     assert_int_equal(ck_hold_get(&text, f->st, inv_id, "auditor"), CK_OK);
     ck_free(text);
@@ -390,7 +339,7 @@ static int poke_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
 /* A hold whose end was moved does not open, and expiry destroys nothing. */
 static void test_hold_tampered_end(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     import_text(f, CUSTOMER);
     json_t *j = erase_ref(f, "H-1");
     char dis_id[33];
@@ -423,17 +372,17 @@ static int drop_holds_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
  * write, its hold databases are made. */
 static void test_store_without_holds(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     import_text(f, CUSTOMER);
     assert_int_equal(ck_env__write(f->st, &f->st->keyring, drop_holds_txn, NULL), CK_OK);
-    reopen(f, CK_OPEN_RDONLY);
+    tu_fx_reopen(f, CK_OPEN_RDONLY);
     assert_false(f->st->has_holds);
     char *text = NULL;
     assert_int_equal(ck_hold_get(&text, f->st, "a7975f77841a2d15b1464ac145b8e5c8", "auditor"),
                      CK_ENOTFOUND);
     ck_who w = {CK_BY_REF, "H-1", 0, NULL, NULL, NULL};
     assert_int_equal(ck_erase(NULL, f->st, &w, "art17-request", "dpo"), CK_EDENIED);
-    reopen(f, 0);
+    tu_fx_reopen(f, 0);
     assert_true(f->st->has_holds);
     json_t *j = erase_ref(f, "H-1");
     assert_int_equal(json_array_size(json_object_get(j, "holds")), 2);
@@ -443,10 +392,10 @@ static void test_store_without_holds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hold_kept_and_read, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_tampered_end, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_without_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_kept_and_read, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_expiry, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_tampered_end, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_without_holds, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

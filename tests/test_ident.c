@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "ident.h"
-#include "testutil.h"
+#include "fixture.h"
 
 typedef struct norm_case {
     ck_norm_kind kind;
@@ -95,39 +95,14 @@ static void test_norm_kind_from_name(void **state)
 }
 
 /* A store with random keys is all these functions need. */
-typedef struct fx {
-    char *root;
-    ck_store *st;
-} fx;
-
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("ident");
-    char dir[PATH_MAX], key[PATH_MAX];
-    tu_path(dir, sizeof dir, f->root, "s");
-    tu_path(key, sizeof key, f->root, "k");
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = key;
-    o.flags = CK_INIT_CREATE_KEY_FILE;
-    assert_int_equal(ck_init(&f->st, dir, &o), CK_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
+    return tu_fx_setup(state, "ident", TU_FX_WALL_CLOCK, CK_INIT_CREATE_KEY_FILE, NULL);
 }
 
 static void test_index_keys(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     uint8_t a[CK_INDEX_KEY_BYTES], b[CK_INDEX_KEY_BYTES], c[CK_INDEX_KEY_BYTES];
     const uint8_t v[] = "+33612345678";
     ck_ident__index_key(a, f->st, CK_INDEX_FIELD, 2, v, sizeof v - 1);
@@ -150,7 +125,7 @@ static void test_index_keys(void **state)
 
 static void test_pseudonym_properties(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     uint8_t s1[16], s2[16], back[16];
     randombytes_buf(s1, sizeof s1);
     randombytes_buf(s2, sizeof s2);
@@ -197,7 +172,7 @@ static void test_pseudonym_properties(void **state)
 
 static void test_pseudonym_text(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     uint8_t s[16], p[32], q[32];
     char text[CK_PSEUDONYM_CHARS + 1];
     randombytes_buf(s, sizeof s);
@@ -219,9 +194,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalisation_table),
         cmocka_unit_test(test_norm_kind_from_name),
-        cmocka_unit_test_setup_teardown(test_index_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pseudonym_properties, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pseudonym_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_keys, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pseudonym_properties, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pseudonym_text, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests_name("ident", tests, NULL, NULL);
 }

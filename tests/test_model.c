@@ -27,7 +27,7 @@
 #include <cmocka.h>
 
 #include "ckstore.h"
-#include "testutil.h"
+#include "fixture.h"
 
 #define DAY 86400
 #define T0  1767225600 /* 2026-01-01T00:00:00Z */
@@ -309,11 +309,7 @@ static int value_equal(const mval *e, const ck_value *v)
 /* ------------------------------------------------------------------------ */
 
 typedef struct world {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-    int64_t now;
+    tu_fx base; /* the store and its clock */
     model *m;
     uint64_t seed;
     uint64_t rng;
@@ -328,20 +324,9 @@ typedef struct world {
     unsigned long releases, segments, segment_hits, errors_checked;
 } world;
 
-static int64_t world_clock(void *ctx)
-{
-    return ((world *)ctx)->now;
-}
-
 static void ref_of(char *out, size_t max, int s)
 {
     snprintf(out, max, "S%02d", s);
-}
-
-static ck_who who_ref(const char *ref)
-{
-    ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
-    return w;
 }
 
 static void rel_time(char *out, size_t max, int64_t t)
@@ -362,7 +347,7 @@ __attribute__((format(printf, 3, 4))) static void wlog(world *w, int s, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    rel_time(t, sizeof t, w->now);
+    rel_time(t, sizeof t, w->base.now);
     snprintf(w->log[s][w->nlog[s] % LOG_N], LOG_W, "step %ld %s: %s", w->step, t, msg);
     w->nlog[s]++;
 }
@@ -376,9 +361,9 @@ __attribute__((format(printf, 3, 4))) static void mismatch(world *w, int s, cons
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    rel_time(t, sizeof t, w->now);
+    rel_time(t, sizeof t, w->base.now);
     fprintf(stderr, "\n=== MODEL MISMATCH: seed %" PRIu64 ", step %ld, now %s (%" PRId64 ") ===\n",
-            w->seed, w->step, t, w->now);
+            w->seed, w->step, t, w->base.now);
     fprintf(stderr, "schema: %s\n", w->schema);
     if (s >= 0) {
         unsigned from = w->nlog[s] > LOG_N ? w->nlog[s] - LOG_N : 0;
@@ -402,16 +387,7 @@ static int world_setup(void **state)
     w->m = calloc(1, sizeof *w->m);
     if (w->m == NULL)
         return -1;
-    w->root = tu_mkdtemp("model");
-    tu_path(w->dir, sizeof w->dir, w->root, "store");
-    tu_path(w->key, sizeof w->key, w->root, "store.key");
-    w->now = T0;
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = w->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
-    o.clock = world_clock;
-    o.clock_ctx = w;
-    if (ck_init(&w->st, w->dir, &o) != CK_OK)
+    if (tu_fx_init(&w->base, "model", T0, CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC, NULL) != CK_OK)
         return -1;
     *state = w;
     return 0;
@@ -420,9 +396,7 @@ static int world_setup(void **state)
 static int world_teardown(void **state)
 {
     world *w = *state;
-    ck_close(w->st);
-    tu_rmtree(w->root);
-    free(w->root);
+    tu_fx_fini(&w->base);
     free(w->m);
     free(w);
     return 0;
@@ -503,9 +477,9 @@ static void world_apply_schema(world *w)
         for (int c = 0; c < M_NCHAN; c++)
             m->s[s].limit[c] = -1;
     schema_to_json(m, w->schema, sizeof w->schema);
-    int rc = ck_schema_apply(w->st, w->schema, strlen(w->schema), 0, NULL);
+    int rc = ck_schema_apply(w->base.st, w->schema, strlen(w->schema), 0, NULL);
     if (rc != CK_OK)
-        fail_msg("schema apply: %s: %s\n%s", ck_strerror(rc), ck_errmsg(w->st), w->schema);
+        fail_msg("schema apply: %s: %s\n%s", ck_strerror(rc), ck_errmsg(w->base.st), w->schema);
 }
 
 static int field_index(const model *m, const char *name)
@@ -581,16 +555,17 @@ static void w_put(world *w, int s, const int *f, const wval *const *v, int n)
     sb_add(&b, "}");
     ref_of(ref, sizeof ref, s);
     wlog(w, s, "%s", lg);
-    ck_who who = who_ref(ref);
-    int rc = ck_put_json(NULL, w->st, &who, js, strlen(js), CK_PUT_CREATE);
+    ck_who who = tu_by_ref(ref);
+    int rc = ck_put_json(NULL, w->base.st, &who, js, strlen(js), CK_PUT_CREATE);
     if (rc != CK_OK)
-        mismatch(w, s, "ck_put_json(%s) failed: %s: %s", js, ck_strerror(rc), ck_errmsg(w->st));
+        mismatch(w, s, "ck_put_json(%s) failed: %s: %s", js, ck_strerror(rc),
+                 ck_errmsg(w->base.st));
     msubject *ms = &w->m->s[s];
     for (int i = 0; i < n; i++) {
         if (v[i] != NULL) {
             ms->has[f[i]] = 1;
             ms->val[f[i]] = v[i]->v;
-            ms->written[f[i]] = w->now;
+            ms->written[f[i]] = w->base.now;
         } else {
             ms->has[f[i]] = 0;
         }
@@ -635,7 +610,7 @@ static void w_consent(world *w, int s, int p, ck_consent_state state, unsigned s
     wlog(w, s, "%s", lg);
     char ref[8];
     ref_of(ref, sizeof ref, s);
-    ck_who who = who_ref(ref);
+    ck_who who = tu_by_ref(ref);
     ck_consent c = CK_CONSENT_INIT;
     c.purpose = m->p[p].name;
     c.state = state;
@@ -645,10 +620,10 @@ static void w_consent(world *w, int s, int p, ck_consent_state state, unsigned s
     c.nrecipients = nr;
     c.expires = expires;
     c.source = "model";
-    int rc = ck_consent_record(w->st, &who, &c, "model");
+    int rc = ck_consent_record(w->base.st, &who, &c, "model");
     if (rc != CK_OK)
         mismatch(w, s, "ck_consent_record(%s) failed: %s: %s", lg, ck_strerror(rc),
-                 ck_errmsg(w->st));
+                 ck_errmsg(w->base.st));
     mconsent *mc = &w->m->s[s].c[p];
     mc->present = 1;
     mc->state = state;
@@ -663,23 +638,23 @@ static void w_contact(world *w, int s, int chan)
     char ref[8];
     ref_of(ref, sizeof ref, s);
     wlog(w, s, "contact %s", CHANNELS[chan]);
-    ck_who who = who_ref(ref);
-    int rc = ck_contact_record(w->st, &who, CHANNELS[chan], "model");
+    ck_who who = tu_by_ref(ref);
+    int rc = ck_contact_record(w->base.st, &who, CHANNELS[chan], "model");
     if (rc != CK_OK)
         mismatch(w, s, "ck_contact_record(%s) failed: %s: %s", CHANNELS[chan], ck_strerror(rc),
-                 ck_errmsg(w->st));
+                 ck_errmsg(w->base.st));
     msubject *ms = &w->m->s[s];
     if (ms->ncontacts[chan] == M_MAXCONTACTS) {
         /* drop contacts too old to count in any window again */
         int k = 0;
         for (int i = 0; i < ms->ncontacts[chan]; i++)
-            if (ms->contacts[chan][i] > w->now - (int64_t)w->m->max_cap_days * DAY)
+            if (ms->contacts[chan][i] > w->base.now - (int64_t)w->m->max_cap_days * DAY)
                 ms->contacts[chan][k++] = ms->contacts[chan][i];
         ms->ncontacts[chan] = k;
         if (k == M_MAXCONTACTS)
             fail_msg("too many contacts in the model");
     }
-    ms->contacts[chan][ms->ncontacts[chan]++] = w->now;
+    ms->contacts[chan][ms->ncontacts[chan]++] = w->base.now;
 }
 
 static void w_limit(world *w, int s, int chan, int count)
@@ -687,27 +662,27 @@ static void w_limit(world *w, int s, int chan, int count)
     char ref[8];
     ref_of(ref, sizeof ref, s);
     wlog(w, s, "limit %s %d", CHANNELS[chan], count);
-    ck_who who = who_ref(ref);
-    int rc = ck_contact_limit(w->st, &who, CHANNELS[chan], count, "model");
+    ck_who who = tu_by_ref(ref);
+    int rc = ck_contact_limit(w->base.st, &who, CHANNELS[chan], count, "model");
     if (rc != CK_OK)
         mismatch(w, s, "ck_contact_limit(%s, %d) failed: %s: %s", CHANNELS[chan], count,
-                 ck_strerror(rc), ck_errmsg(w->st));
+                 ck_strerror(rc), ck_errmsg(w->base.st));
     w->m->s[s].limit[chan] = count;
 }
 
 static void w_set_time(world *w, int64_t t)
 {
     char a[40], b[40];
-    rel_time(a, sizeof a, w->now);
+    rel_time(a, sizeof a, w->base.now);
     rel_time(b, sizeof b, t);
     snprintf(w->clog[w->nclog % LOG_N], sizeof w->clog[0], "step %ld %s -> %s", w->step, a, b);
     w->nclog++;
-    w->now = t;
+    w->base.now = t;
 }
 
 static void w_advance(world *w, int64_t secs)
 {
-    w_set_time(w, w->now + secs);
+    w_set_time(w, w->base.now + secs);
 }
 
 /* The pseudonym cache slot of a context. */
@@ -745,16 +720,16 @@ static void w_release(world *w, int s, int p, int recip, const int *fields, int 
     r.actor = "model";
     r.purpose = m->p[p].name;
     r.recipient = recip >= 0 ? RECIPS[recip] : NULL;
-    r.subject = who_ref(ref);
+    r.subject = tu_by_ref(ref);
     r.fields = n ? names : NULL;
     r.nfields = (size_t)n;
     ck_result *res = NULL;
-    int rc = ck_release(&res, w->st, &r);
+    int rc = ck_release(&res, w->base.st, &r);
     char ctx[200];
     snprintf(ctx, sizeof ctx, "release S%02d purpose %s recipient %s", s, m->p[p].name,
              recip >= 0 ? RECIPS[recip] : "(none)");
     if (rc != CK_OK)
-        mismatch(w, s, "%s failed: %s: %s", ctx, ck_strerror(rc), ck_errmsg(w->st));
+        mismatch(w, s, "%s failed: %s: %s", ctx, ck_strerror(rc), ck_errmsg(w->base.st));
     w->releases++;
     const int *want = n ? fields : m->p[p].fields;
     int count = n ? n : m->p[p].nf;
@@ -766,7 +741,7 @@ static void w_release(world *w, int s, int p, int recip, const int *fields, int 
         const ck_field_result *fr = ck_result_field(res, (size_t)i);
         const char *fname = m->f[want[i]].name;
         mval ev;
-        ck_reason er = model_release(m, s, p, recip, want[i], w->now, &ev);
+        ck_reason er = model_release(m, s, p, recip, want[i], w->base.now, &ev);
         w->reasons[er]++;
         if (fr == NULL || fr->field == NULL || strcmp(fr->field, fname) != 0) {
             snprintf(err, sizeof err, "%s: answer field %d is %s, expected %s", ctx, i,
@@ -809,13 +784,13 @@ static ck_reason store_reason(world *w, int s, int p, int recip, int f, char *vt
     r.actor = "model";
     r.purpose = w->m->p[p].name;
     r.recipient = recip >= 0 ? RECIPS[recip] : NULL;
-    r.subject = who_ref(ref);
+    r.subject = tu_by_ref(ref);
     r.fields = &name;
     r.nfields = 1;
     ck_result *res = NULL;
-    int rc = ck_release(&res, w->st, &r);
+    int rc = ck_release(&res, w->base.st, &r);
     if (rc != CK_OK)
-        fail_msg("release: %s: %s", ck_strerror(rc), ck_errmsg(w->st));
+        fail_msg("release: %s: %s", ck_strerror(rc), ck_errmsg(w->base.st));
     assert_int_equal(ck_result_count(res), 1);
     ck_reason got = ck_result_field(res, 0)->reason;
     vtext[0] = '\0';
@@ -842,7 +817,7 @@ static void expect_reason(world *w, const char *ref, const char *purpose, const 
     if (recip != NULL && ri < 0)
         fail_msg("line %d: unknown recipient %s", line, recip);
     mval mv;
-    ck_reason mr = model_release(w->m, s, p, ri, f, w->now, &mv);
+    ck_reason mr = model_release(w->m, s, p, ri, f, w->base.now, &mv);
     char got_text[96];
     ck_reason sr = store_reason(w, s, p, ri, f, got_text, sizeof got_text);
     if (mr != expected)
@@ -971,7 +946,7 @@ static void test_prec_state_before_expired(void **state)
     world *w = *state;
     fixed_schema(w);
     fill_subject(w, 0);
-    int64_t exp = w->now + DAY;
+    int64_t exp = w->base.now + DAY;
     w_consent(w, 0, 0, CK_CONSENT_GRANTED, 0, 0, exp);
     w_set_time(w, exp - 1);
     EXPECT(w, "S00", "mail", NONE_R, "age", CK_RELEASED);
@@ -986,7 +961,7 @@ static void test_prec_state_before_expired(void **state)
     w_consent(w, 0, 0, CK_CONSENT_OBJECTED, 0, 0, exp - DAY / 2);
     EXPECT(w, "S00", "mail", NONE_R, "age", CK_WITHHELD_OBJECTED);
     /* granted with expiry == now: expired at once */
-    w_consent(w, 0, 0, CK_CONSENT_GRANTED, 0, 0, w->now);
+    w_consent(w, 0, 0, CK_CONSENT_GRANTED, 0, 0, w->base.now);
     EXPECT(w, "S00", "mail", NONE_R, "age", CK_WITHHELD_EXPIRED);
 }
 
@@ -996,7 +971,7 @@ static void test_prec_expired_before_scope(void **state)
     world *w = *state;
     fixed_schema(w);
     fill_subject(w, 0);
-    int64_t exp = w->now + DAY;
+    int64_t exp = w->base.now + DAY;
     w_consent(w, 0, 0, CK_CONSENT_GRANTED, 1u << field_index(w->m, "email"), 0, exp);
     EXPECT(w, "S00", "mail", NONE_R, "email", CK_RELEASED);
     EXPECT(w, "S00", "mail", NONE_R, "age", CK_WITHHELD_NO_CONSENT);
@@ -1078,7 +1053,7 @@ static void test_prec_recipient_before_special(void **state)
     EXPECT(w, "S00", "legal", NONE_R, "allergy", CK_WITHHELD_SPECIAL_CATEGORY);
     EXPECT(w, "S00", "mail", NONE_R, "allergy", CK_RELEASED);
     /* an expired explicit consent no longer counts (contract basis) */
-    w_consent(w, 0, 1, CK_CONSENT_GRANTED, allergy, 1u, w->now + 60);
+    w_consent(w, 0, 1, CK_CONSENT_GRANTED, allergy, 1u, w->base.now + 60);
     w_advance(w, 60);
     EXPECT(w, "S00", "service", NONE_R, "allergy", CK_WITHHELD_SPECIAL_CATEGORY);
     EXPECT(w, "S00", "service", "acme", "allergy", CK_WITHHELD_RECIPIENT);
@@ -1100,7 +1075,7 @@ static void test_prec_special_before_cap(void **state)
     EXPECT(w, "S00", "service", NONE_R, "phone", CK_RELEASED);
     /* an own cap above the purpose's does not raise it */
     w_limit(w, 0, 1, 5);
-    int64_t t1 = w->now;
+    int64_t t1 = w->base.now;
     w_contact(w, 0, 1);
     w_advance(w, DAY);
     EXPECT(w, "S00", "service", NONE_R, "phone", CK_RELEASED);
@@ -1123,7 +1098,7 @@ static void test_prec_cap_before_retention(void **state)
     world *w = *state;
     fixed_schema(w);
     fill_subject(w, 0);
-    int64_t t0 = w->now;
+    int64_t t0 = w->base.now;
     w_consent(w, 0, 0, CK_CONSENT_GRANTED, 0, 0, 0);
     w_contact(w, 0, 0);
     EXPECT(w, "S00", "mail", NONE_R, "email", CK_WITHHELD_CONTACT_CAP);
@@ -1149,7 +1124,7 @@ static void test_prec_retention_before_unset(void **state)
     fixed_schema(w);
     wval n = make_string("call back");
     w_put1(w, 1, "note", &n);
-    int64_t t0 = w->now;
+    int64_t t0 = w->base.now;
     w_set_time(w, t0 + 2 * DAY - 1);
     EXPECT(w, "S01", "service", NONE_R, "note", CK_RELEASED);
     w_set_time(w, t0 + 2 * DAY);
@@ -1329,14 +1304,14 @@ static void op_consent(world *w, int s)
     case 1:
         break;
     case 2:
-        expires = w->now + rnd64(w, -2 * DAY, 0);
+        expires = w->base.now + rnd64(w, -2 * DAY, 0);
         break;
     default:
-        expires = w->now + rnd64(w, 1, 3 * DAY);
+        expires = w->base.now + rnd64(w, 1, 3 * DAY);
         break;
     }
     if (expires == 0 && rnd(w, 10) == 0)
-        expires = w->now; /* holds strictly before: already over */
+        expires = w->base.now; /* holds strictly before: already over */
     w_consent(w, s, p, state, scope, recips, expires);
 }
 
@@ -1372,7 +1347,7 @@ static void op_advance(world *w)
                 t[nt++] = ms->contacts[mp->chan][j] + (int64_t)mp->cap_days * DAY;
         }
         for (int j = 0; j < nt && n < MAXC; j++)
-            if (t[j] > w->now) {
+            if (t[j] > w->base.now) {
                 ct[n] = t[j];
                 cs[n] = s;
                 if (best < 0 || t[j] < ct[best])
@@ -1386,7 +1361,7 @@ static void op_advance(world *w)
     }
     int pick = rnd(w, 2) == 0 ? best : rnd(w, n);
     int64_t t = ct[pick] - rnd(w, 2);
-    if (t <= w->now)
+    if (t <= w->base.now)
         t = ct[pick];
     w_set_time(w, t);
     for (int p = 0; p < m->np; p++)
@@ -1416,7 +1391,7 @@ static void op_errors(world *w, int s)
     ref_of(ref, sizeof ref, s);
     ck_request r = CK_REQUEST_INIT;
     r.actor = "model";
-    r.subject = who_ref(ref);
+    r.subject = tu_by_ref(ref);
     const char *bad_field[] = {"no_such_field"};
     if (rnd(w, 2) == 0) {
         r.purpose = "no.such.purpose";
@@ -1426,7 +1401,7 @@ static void op_errors(world *w, int s)
         r.nfields = 1;
     }
     ck_result *res = (ck_result *)&r; /* must be set to NULL */
-    int rc = ck_release(&res, w->st, &r);
+    int rc = ck_release(&res, w->base.st, &r);
     if (rc != CK_EINVAL || res != NULL) {
         ck_result_free(rc == CK_OK ? res : NULL);
         mismatch(w, s, "release for %s%s: expected CK_EINVAL and no answer, got %s", r.purpose,
@@ -1520,7 +1495,7 @@ static void op_segment(world *w)
         while (m_in_purpose(mp, f));
         where.field = m->f[f].name;
         pred_value(w, p, f, val, sizeof val);
-        rc = ck_segment(&c, w->st, &q);
+        rc = ck_segment(&c, w->base.st, &q);
         if (rc != CK_EINVAL) {
             ck_cursor_free(c);
             mismatch(w, -1,
@@ -1541,15 +1516,15 @@ static void op_segment(world *w)
     for (int s = 0; s < m->ns; s++) {
         mval v;
         expected[s] =
-            model_release(m, s, p, recip, f, w->now, &v) == CK_RELEASED && pred_holds(&v, val);
+            model_release(m, s, p, recip, f, w->base.now, &v) == CK_RELEASED && pred_holds(&v, val);
         nexp += expected[s];
     }
     char ctx[256];
     snprintf(ctx, sizeof ctx, "segment %s recipient %s where %s = \"%s\"", mp->name,
              recip >= 0 ? RECIPS[recip] : "(none)", where.field, val);
-    rc = ck_segment(&c, w->st, &q);
+    rc = ck_segment(&c, w->base.st, &q);
     if (rc != CK_OK)
-        mismatch(w, -1, "%s failed: %s: %s", ctx, ck_strerror(rc), ck_errmsg(w->st));
+        mismatch(w, -1, "%s failed: %s: %s", ctx, ck_strerror(rc), ck_errmsg(w->base.st));
     w->segments++;
     char err[1024] = "";
     int bad_s = -1;
@@ -1571,7 +1546,7 @@ static void op_segment(world *w)
         }
         if (!expected[s]) {
             mval v;
-            ck_reason er = model_release(m, s, p, recip, f, w->now, &v);
+            ck_reason er = model_release(m, s, p, recip, f, w->base.now, &v);
             char vt[96] = "";
             if (er == CK_RELEASED)
                 mval_text(vt, sizeof vt, &v);
@@ -1590,7 +1565,7 @@ static void op_segment(world *w)
         for (int i = 0; i < mp->nf; i++) {
             const ck_field_result *fr = ck_result_field(r, (size_t)i);
             mval v;
-            ck_reason er = model_release(m, s, p, recip, mp->fields[i], w->now, &v);
+            ck_reason er = model_release(m, s, p, recip, mp->fields[i], w->base.now, &v);
             if (fr->reason != er || (er == CK_RELEASED && !value_equal(&v, &fr->value))) {
                 snprintf(err, sizeof err, "%s: S%02d field %s: expected %s, library says %s", ctx,
                          s, m->f[mp->fields[i]].name, ck_reason_name(er),
@@ -1606,7 +1581,7 @@ static void op_segment(world *w)
     for (int s = 0; s < m->ns && err[0] == '\0'; s++)
         if (expected[s] && !seen[s]) {
             mval v;
-            model_release(m, s, p, recip, f, w->now, &v);
+            model_release(m, s, p, recip, f, w->base.now, &v);
             char vt[96];
             mval_text(vt, sizeof vt, &v);
             snprintf(err, sizeof err, "%s: S%02d (value %s, released) is missing from the segment",
@@ -1687,7 +1662,7 @@ static void test_random(void **state)
     for (int r = 0; r <= CK_WITHHELD_UNSET; r++)
         printf(" %s %lu", ck_reason_name((ck_reason)r), w->reasons[r]);
     printf("), %lu segments (%lu subjects matched), %lu refused requests; clock at +%" PRId64 "s\n",
-           w->segments, w->segment_hits, w->errors_checked, w->now - T0);
+           w->segments, w->segment_hits, w->errors_checked, w->base.now - T0);
 }
 
 int main(void)

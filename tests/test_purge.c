@@ -14,7 +14,7 @@
 
 #include "ckstore.h"
 #include "consent.h" /* internal: to write a contact log of the old layout */
-#include "testutil.h"
+#include "fixture.h"
 
 #define DAY 86400
 #define T0  1767225600 /* 2026-01-01T00:00:00Z */
@@ -41,73 +41,16 @@ static const char SCHEMA[] =
     "\"service\":{\"basis\":\"contract\",\"description\":\"Orders\",\"benefit\":\"Delivery\","
     "\"fields\":[\"email\",\"nick\",\"note\",\"city\"]}}}";
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-    int64_t now;
-} fx;
-
-static int64_t test_clock(void *ctx)
-{
-    return ((fx *)ctx)->now;
-}
-
-static ck_options fx_opts(fx *f, unsigned flags)
-{
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = flags;
-    o.clock = test_clock;
-    o.clock_ctx = f;
-    return o;
-}
-
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("purge");
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    f->now = T0;
-    ck_options o = fx_opts(f, CK_INIT_CREATE_KEY_FILE);
-    if (ck_init(&f->st, f->dir, &o) != CK_OK)
-        return -1;
-    if (ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL) != CK_OK)
-        return -1;
-    *state = f;
-    return 0;
+    return tu_fx_setup(state, "purge", T0, CK_INIT_CREATE_KEY_FILE, SCHEMA);
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
-}
-
-static ck_who by_ref(const char *ref)
-{
-    ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
-    return w;
-}
-
-static void put(fx *f, const char *ref, const char *json)
-{
-    ck_who w = by_ref(ref);
-    if (ck_put_json(NULL, f->st, &w, json, strlen(json), CK_PUT_CREATE) != CK_OK)
-        fail_msg("put %s: %s", json, ck_errmsg(f->st));
-}
-
-static void consent(fx *f, const char *ref, const char *purpose, ck_consent_state s,
+static void consent(tu_fx *f, const char *ref, const char *purpose, ck_consent_state s,
                     const char *const *fields, size_t nfields, const char *const *recips,
                     size_t nrecips, int64_t expires)
 {
-    ck_who w = by_ref(ref);
+    ck_who w = tu_by_ref(ref);
     ck_consent c = CK_CONSENT_INIT;
     c.purpose = purpose;
     c.state = s;
@@ -122,7 +65,7 @@ static void consent(fx *f, const char *ref, const char *purpose, ck_consent_stat
 }
 
 /* The reason (or "released") of `field` for `purpose`. */
-static const char *reason_of(fx *f, const char *ref, const char *purpose, const char *recipient,
+static const char *reason_of(tu_fx *f, const char *ref, const char *purpose, const char *recipient,
                              const char *field)
 {
     static char out[64];
@@ -130,7 +73,7 @@ static const char *reason_of(fx *f, const char *ref, const char *purpose, const 
     r.actor = "crm";
     r.purpose = purpose;
     r.recipient = recipient;
-    r.subject = by_ref(ref);
+    r.subject = tu_by_ref(ref);
     r.fields = &field;
     r.nfields = 1;
     ck_result *res = NULL;
@@ -142,7 +85,7 @@ static const char *reason_of(fx *f, const char *ref, const char *purpose, const 
 }
 
 /* Run a purge and return its figures (the caller json_decref's them). */
-static json_t *purge(fx *f, unsigned flags, unsigned batch)
+static json_t *purge(tu_fx *f, unsigned flags, unsigned batch)
 {
     ck_purge_options o = CK_PURGE_OPTIONS_INIT;
     o.flags = flags;
@@ -185,16 +128,16 @@ static void assert_same_figures(json_t *a, json_t *b)
     json_decref(cb);
 }
 
-static int find(fx *f, const char *field, const char *value)
+static int find(tu_fx *f, const char *field, const char *value)
 {
     unsigned char id[CK_SUBJECT_ID_BYTES];
     ck_who w = {CK_BY_LOOKUP, value, 0, field, NULL, NULL};
     return ck_subject_find(id, f->st, &w);
 }
 
-static char *consents_of(fx *f, const char *ref)
+static char *consents_of(tu_fx *f, const char *ref)
 {
-    ck_who w = by_ref(ref);
+    ck_who w = tu_by_ref(ref);
     char *js = NULL;
     if (ck_consent_json(&js, f->st, &w) != CK_OK)
         fail_msg("consent json of %s: %s", ref, ck_errmsg(f->st));
@@ -207,12 +150,12 @@ static char *consents_of(fx *f, const char *ref)
 
 static void test_field_retention(void **state)
 {
-    fx *f = *state;
-    put(f, "A",
-        "{\"note\":\"call back\",\"nick\":\"Zaza\",\"city\":\"Lyon\",\"email\":\"a@x.fr\"}");
-    put(f, "B", "{\"note\":\"old\",\"city\":\"Brest\"}");
+    tu_fx *f = *state;
+    tu_put(f, "A",
+           "{\"note\":\"call back\",\"nick\":\"Zaza\",\"city\":\"Lyon\",\"email\":\"a@x.fr\"}");
+    tu_put(f, "B", "{\"note\":\"old\",\"city\":\"Brest\"}");
     f->now = T0 + 5 * DAY;
-    put(f, "B", "{\"note\":\"rewritten\"}"); /* its clock restarts */
+    tu_put(f, "B", "{\"note\":\"rewritten\"}"); /* its clock restarts */
 
     /* Not due yet: nothing happens. */
     f->now = T0 + 10 * DAY - 1;
@@ -280,10 +223,10 @@ static void test_field_retention(void **state)
  * the company made does not. */
 static void test_contact_field_inbound(void **state)
 {
-    fx *f = *state;
-    put(f, "OUT", "{\"email\":\"out@x.fr\"}");
-    put(f, "IN", "{\"email\":\"in@x.fr\"}");
-    ck_who wo = by_ref("OUT"), wi = by_ref("IN");
+    tu_fx *f = *state;
+    tu_put(f, "OUT", "{\"email\":\"out@x.fr\"}");
+    tu_put(f, "IN", "{\"email\":\"in@x.fr\"}");
+    ck_who wo = tu_by_ref("OUT"), wi = tu_by_ref("IN");
     f->now = T0 + 20 * DAY;
     assert_int_equal(ck_contact_record(f->st, &wo, "email", "mailer"), CK_OK);
     assert_int_equal(ck_contact_record_v2(f->st, &wo, "email", 0, "mailer"), CK_OK);
@@ -322,10 +265,10 @@ static void test_contact_field_inbound(void **state)
  * released, and outbound ones still do count. */
 static void test_inbound_not_capped(void **state)
 {
-    fx *f = *state;
-    put(f, "K", "{\"email\":\"k@x.fr\",\"city\":\"Nice\"}");
+    tu_fx *f = *state;
+    tu_put(f, "K", "{\"email\":\"k@x.fr\",\"city\":\"Nice\"}");
     consent(f, "K", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, 0);
-    ck_who w = by_ref("K");
+    ck_who w = tu_by_ref("K");
     for (int i = 0; i < 10; i++)
         assert_int_equal(ck_contact_record_v2(f->st, &w, "email", CK_CONTACT_INBOUND, "inbox"),
                          CK_OK);
@@ -372,11 +315,11 @@ static int put_old_log(ck_store *st, MDB_txn *txn, void *ctx)
  * inbound contact added to it keeps them. */
 static void test_old_contact_log(void **state)
 {
-    fx *f = *state;
-    put(f, "OLD", "{\"email\":\"old@x.fr\",\"city\":\"Vic\"}");
+    tu_fx *f = *state;
+    tu_put(f, "OLD", "{\"email\":\"old@x.fr\",\"city\":\"Vic\"}");
     consent(f, "OLD", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, 0);
     ck_store *st = f->st;
-    ck_who w = by_ref("OLD");
+    ck_who w = tu_by_ref("OLD");
     old_log o = {.times = {T0 - DAY, T0}};
     assert_int_equal(ck_subject_find(o.sid, st, &w), CK_OK);
     MDB_txn *kt;
@@ -409,10 +352,10 @@ static void test_old_contact_log(void **state)
 
 static void test_consent_expiry(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     const char *scope[] = {"email"}, *recips[] = {"acme"};
-    put(f, "E", "{\"email\":\"e@x.fr\",\"city\":\"Pau\"}");
-    put(f, "R", "{\"city\":\"Dax\"}");
+    tu_put(f, "E", "{\"email\":\"e@x.fr\",\"city\":\"Pau\"}");
+    tu_put(f, "R", "{\"city\":\"Dax\"}");
     consent(f, "E", "marketing.email", CK_CONSENT_GRANTED, scope, 1, recips, 1, T0 + 10 * DAY);
     consent(f, "E", "news", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, T0 + 100 * DAY);
     /* a refusal with an expiry is not a consent that expires */
@@ -493,7 +436,7 @@ static void test_consent_expiry(void **state)
     ck_cursor_free(sc);
 
     /* a new grant supersedes it as usual; the state cannot be recorded by hand */
-    ck_who w = by_ref("E");
+    ck_who w = tu_by_ref("E");
     ck_consent bad = CK_CONSENT_INIT;
     bad.purpose = "marketing.email";
     bad.state = CK_CONSENT_EXPIRED;
@@ -514,7 +457,7 @@ static void test_consent_expiry(void **state)
 /* ------------------------------------------------------------------------ */
 
 /* A store with something of everything to purge at T0 + 40 days. */
-static void populate(fx *f, int n)
+static void populate(tu_fx *f, int n)
 {
     const char *recips[] = {"acme"};
     for (int i = 0; i < n; i++) {
@@ -524,24 +467,24 @@ static void populate(fx *f, int n)
             js, sizeof js,
             "{\"email\":\"p%d@shop.fr\",\"nick\":\"nick%d\",\"note\":\"n%d\",\"city\":\"C%d\"}", i,
             i, i, i);
-        put(f, ref, js);
+        tu_put(f, ref, js);
         if (i % 3 == 0)
             consent(f, ref, "marketing.email", CK_CONSENT_GRANTED, NULL, 0, recips, 1,
                     T0 + 20 * DAY);
         if (i % 4 == 0)
             consent(f, ref, "news", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, T0 + 35 * DAY);
         if (i % 5 == 0) {
-            ck_who w = by_ref(ref);
+            ck_who w = tu_by_ref(ref);
             f->now = T0 + 15 * DAY;
             assert_int_equal(ck_contact_record_v2(f->st, &w, "email", CK_CONTACT_INBOUND, "in"),
                              CK_OK);
             f->now = T0;
         }
     }
-    put(f, "KEEP", "{\"city\":\"Albi\"}");
+    tu_put(f, "KEEP", "{\"city\":\"Albi\"}");
 }
 
-static void digest_file(unsigned char out[32], const fx *f, const char *name)
+static void digest_file(unsigned char out[32], const tu_fx *f, const char *name)
 {
     char p[PATH_MAX];
     size_t len;
@@ -553,7 +496,7 @@ static void digest_file(unsigned char out[32], const fx *f, const char *name)
 }
 
 /* What can be seen of every subject: its consents and its service fields. */
-static char *dump(fx *f, int n)
+static char *dump(tu_fx *f, int n)
 {
     size_t cap = 1 << 16, len = 0;
     char *all = calloc(1, cap);
@@ -567,7 +510,7 @@ static char *dump(fx *f, int n)
         ck_request r = CK_REQUEST_INIT;
         r.actor = "crm";
         r.purpose = "service";
-        r.subject = by_ref(ref);
+        r.subject = tu_by_ref(ref);
         ck_result *res = NULL;
         assert_int_equal(ck_release(&res, f->st, &r), CK_OK);
         char *v = NULL;
@@ -587,7 +530,7 @@ static char *dump(fx *f, int n)
 
 static void test_dry_run_changes_nothing(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     populate(f, 12);
     f->now = T0 + 40 * DAY;
     char *before = dump(f, 12);
@@ -649,7 +592,7 @@ static void test_dry_run_changes_nothing(void **state)
 
 static void test_audit_entries(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     populate(f, 6);
     f->now = T0 + 40 * DAY;
     json_t *j = purge(f, 0, 4);
@@ -686,7 +629,7 @@ static void test_audit_entries(void **state)
 
     /* P-00's entry: its own pseudonym, its fields */
     unsigned char pn[CK_AUDIT_PSEUDONYM_BYTES];
-    ck_who w = by_ref("P-00");
+    ck_who w = tu_by_ref("P-00");
     assert_int_equal(ck_audit_subject(pn, f->st, &w), CK_OK);
     flt.subject = pn;
     assert_int_equal(ck_audit_query(&c, f->st, &flt), CK_OK);
@@ -723,10 +666,10 @@ static void test_audit_entries(void **state)
  * it (ck_hold_expire), the next purge finds nothing. */
 static void test_hold_expiry(void **state)
 {
-    fx *f = *state;
-    put(f, "H1", "{\"city\":\"Brest\",\"note\":\"n\"}");
-    put(f, "H2", "{\"note\":\"n\"}"); /* no held field: no hold */
-    ck_who w = by_ref("H1");
+    tu_fx *f = *state;
+    tu_put(f, "H1", "{\"city\":\"Brest\",\"note\":\"n\"}");
+    tu_put(f, "H2", "{\"note\":\"n\"}"); /* no held field: no hold */
+    ck_who w = tu_by_ref("H1");
     char *receipt = NULL;
     assert_int_equal(ck_erase(&receipt, f->st, &w, "art17-request", "dpo"), CK_OK);
     json_t *r = json_loads(receipt, 0, NULL);
@@ -764,11 +707,11 @@ static void test_hold_expiry(void **state)
 
 static void test_batches(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     for (int i = 0; i < 40; i++) {
         char ref[16];
         snprintf(ref, sizeof ref, "B-%02d", i);
-        put(f, ref, i % 2 ? "{\"note\":\"x\"}" : "{\"city\":\"y\"}");
+        tu_put(f, ref, i % 2 ? "{\"note\":\"x\"}" : "{\"city\":\"y\"}");
     }
     f->now = T0 + 10 * DAY;
     const unsigned sizes[] = {1, 3, 20, 40, 41, 0};
@@ -788,8 +731,8 @@ static void test_batches(void **state)
 
 static void test_errors(void **state)
 {
-    fx *f = *state;
-    put(f, "X", "{\"note\":\"x\"}");
+    tu_fx *f = *state;
+    tu_put(f, "X", "{\"note\":\"x\"}");
     f->now = T0 + 10 * DAY;
     char *out = (char *)1;
     ck_purge_options o = CK_PURGE_OPTIONS_INIT;
@@ -813,12 +756,9 @@ static void test_errors(void **state)
     assert_string_equal(reason_of(f, "X", "service", NULL, "note"), "unset");
 
     /* read-only: a dry run only */
-    put(f, "Y", "{\"note\":\"y\"}");
+    tu_put(f, "Y", "{\"note\":\"y\"}");
     f->now = T0 + 30 * DAY;
-    ck_close(f->st);
-    f->st = NULL;
-    ck_options ro = fx_opts(f, CK_OPEN_RDONLY);
-    assert_int_equal(ck_open(&f->st, f->dir, &ro), CK_OK);
+    tu_fx_reopen(f, CK_OPEN_RDONLY);
     assert_int_equal(ck_purge(NULL, f->st, NULL, "dpo"), CK_EDENIED);
     o.flags = CK_PURGE_DRY_RUN;
     assert_int_equal(ck_purge(&out, f->st, &o, "dpo"), CK_OK);
@@ -830,37 +770,30 @@ static void test_errors(void **state)
 static void test_no_schema(void **state)
 {
     (void)state;
-    fx g = {0};
-    g.root = tu_mkdtemp("purge-empty");
-    tu_path(g.dir, sizeof g.dir, g.root, "store");
-    tu_path(g.key, sizeof g.key, g.root, "store.key");
-    g.now = T0;
-    ck_options o = fx_opts(&g, CK_INIT_CREATE_KEY_FILE);
-    assert_int_equal(ck_init(&g.st, g.dir, &o), CK_OK);
+    tu_fx g;
+    assert_int_equal(tu_fx_init(&g, "purge-empty", T0, CK_INIT_CREATE_KEY_FILE, NULL), CK_OK);
     char *out = NULL;
     assert_int_equal(ck_purge(&out, g.st, NULL, "dpo"), CK_OK);
     assert_string_equal(out,
                         "{\"dry_run\":false,\"values_removed\":0,\"consents_expired\":0,"
                         "\"subjects\":0,\"holds_expired\":0,\"by_field\":{},\"by_purpose\":{}}");
     ck_free(out);
-    ck_close(g.st);
-    tu_rmtree(g.root);
-    free(g.root);
+    tu_fx_fini(&g);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_field_retention, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_contact_field_inbound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_not_capped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_old_contact_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consent_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_field_retention, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_contact_field_inbound, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_not_capped, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_old_contact_log, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_consent_expiry, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_entries, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_expiry, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_batches, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, tu_fx_teardown),
         cmocka_unit_test(test_no_schema),
     };
     return cmocka_run_group_tests_name("purge", tests, NULL, NULL);

@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "ckstore.h"
-#include "testutil.h"
+#include "fixture.h"
 
 #define DAY 86400
 #define T0  1767225600 /* 2026-01-01T00:00:00Z */
@@ -43,68 +43,16 @@ static const char SCHEMA[] =
     "\"health\":{\"basis\":\"consent\",\"description\":\"Diet advice\",\"benefit\":\"Safe "
     "meals\",\"fields\":[\"allergies\",\"first_name\"]}}}";
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-    int64_t now;
-} fx;
-
-static int64_t test_clock(void *ctx)
-{
-    return ((fx *)ctx)->now;
-}
-
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("release");
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    f->now = T0;
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
-    o.clock = test_clock;
-    o.clock_ctx = f;
-    if (ck_init(&f->st, f->dir, &o) != CK_OK)
-        return -1;
-    if (ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL) != CK_OK)
-        return -1;
-    *state = f;
-    return 0;
+    return tu_fx_setup(state, "release", T0, CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC, SCHEMA);
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
-}
-
-static ck_who by_ref(const char *ref)
-{
-    ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
-    return w;
-}
-
-static void put(fx *f, const char *ref, const char *json)
-{
-    ck_who w = by_ref(ref);
-    int rc = ck_put_json(NULL, f->st, &w, json, strlen(json), CK_PUT_CREATE);
-    if (rc != CK_OK)
-        fail_msg("put %s: %s", json, ck_errmsg(f->st));
-}
-
-static void consent(fx *f, const char *ref, const char *purpose, ck_consent_state s,
+static void consent(tu_fx *f, const char *ref, const char *purpose, ck_consent_state s,
                     const char *const *fields, size_t nfields, const char *const *recips,
                     size_t nrecips, int64_t expires)
 {
-    ck_who w = by_ref(ref);
+    ck_who w = tu_by_ref(ref);
     ck_consent c = CK_CONSENT_INIT;
     c.purpose = purpose;
     c.state = s;
@@ -120,13 +68,13 @@ static void consent(fx *f, const char *ref, const char *purpose, ck_consent_stat
 }
 
 /* Release and return the JSON answer (caller frees with ck_free). */
-static char *get(fx *f, const char *ref, const char *purpose, const char *recipient)
+static char *get(tu_fx *f, const char *ref, const char *purpose, const char *recipient)
 {
     ck_request r = CK_REQUEST_INIT;
     r.actor = "crm";
     r.purpose = purpose;
     r.recipient = recipient;
-    r.subject = by_ref(ref);
+    r.subject = tu_by_ref(ref);
     ck_result *res = NULL;
     int rc = ck_release(&res, f->st, &r);
     if (rc != CK_OK)
@@ -138,7 +86,7 @@ static char *get(fx *f, const char *ref, const char *purpose, const char *recipi
 }
 
 /* The reason (or "released") of `field` in a release. */
-static const char *reason_of(fx *f, const char *ref, const char *purpose, const char *recipient,
+static const char *reason_of(tu_fx *f, const char *ref, const char *purpose, const char *recipient,
                              const char *field)
 {
     static char out[64];
@@ -146,7 +94,7 @@ static const char *reason_of(fx *f, const char *ref, const char *purpose, const 
     r.actor = "crm";
     r.purpose = purpose;
     r.recipient = recipient;
-    r.subject = by_ref(ref);
+    r.subject = tu_by_ref(ref);
     r.fields = &field;
     r.nfields = 1;
     ck_result *res = NULL;
@@ -165,10 +113,10 @@ static const char *reason_of(fx *f, const char *ref, const char *purpose, const 
 
 static void test_put_find(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     unsigned char id[CK_SUBJECT_ID_BYTES], id2[CK_SUBJECT_ID_BYTES];
     char hex[33];
-    ck_who w = by_ref("C-1");
+    ck_who w = tu_by_ref("C-1");
     assert_int_equal(ck_put_json(id, f->st, &w, "{\"first_name\":\"Zoé\"}", 20, 0), CK_ENOTFOUND);
     const char *js = "{\"email\":\"  Zoe.Martin@Example.FR \",\"phone\":\"06 12 34 56 78\"}";
     assert_int_equal(ck_put_json(id, f->st, &w, js, strlen(js), CK_PUT_CREATE), CK_OK);
@@ -223,9 +171,9 @@ static void test_put_find(void **state)
 
 static void test_ambiguous_and_alias(void **state)
 {
-    fx *f = *state;
-    put(f, "A", "{\"email\":\"family@home.fr\"}");
-    put(f, "B", "{\"email\":\"FAMILY@home.fr\"}");
+    tu_fx *f = *state;
+    tu_put(f, "A", "{\"email\":\"family@home.fr\"}");
+    tu_put(f, "B", "{\"email\":\"FAMILY@home.fr\"}");
     unsigned char id[CK_SUBJECT_ID_BYTES];
     ck_who we = {CK_BY_LOOKUP, "family@home.fr", 0, "email", NULL, NULL};
     assert_int_equal(ck_subject_find(id, f->st, &we), CK_EAMBIGUOUS);
@@ -236,7 +184,7 @@ static void test_ambiguous_and_alias(void **state)
     ck_who wi = {CK_BY_ID, hex, 0, NULL, NULL, NULL};
     assert_int_equal(ck_alias_add(f->st, &wi, "card-0042", 0), CK_OK);
     assert_int_equal(ck_alias_add(f->st, &wi, "card-0042", 0), CK_OK);
-    ck_who wa = by_ref("A");
+    ck_who wa = tu_by_ref("A");
     assert_int_equal(ck_alias_add(f->st, &wa, "card-0042", 0), CK_EEXIST);
     ck_who al = {CK_BY_ALIAS, " card-0042 ", 0, NULL, NULL, NULL};
     unsigned char got[CK_SUBJECT_ID_BYTES];
@@ -251,9 +199,9 @@ static void test_ambiguous_and_alias(void **state)
 
 static void test_pseudonyms(void **state)
 {
-    fx *f = *state;
-    put(f, "P1", "{\"email\":\"p1@x.fr\",\"city\":\"Lyon\"}");
-    put(f, "P2", "{\"email\":\"p2@x.fr\",\"city\":\"Lyon\"}");
+    tu_fx *f = *state;
+    tu_put(f, "P1", "{\"email\":\"p1@x.fr\",\"city\":\"Lyon\"}");
+    tu_put(f, "P2", "{\"email\":\"p2@x.fr\",\"city\":\"Lyon\"}");
     consent(f, "P1", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, (const char *[]){"acme"}, 1,
             0);
     char ps[4][64];
@@ -266,7 +214,7 @@ static void test_pseudonyms(void **state)
         r.actor = "crm";
         r.purpose = ctx[i][0];
         r.recipient = ctx[i][1];
-        r.subject = by_ref("P1");
+        r.subject = tu_by_ref("P1");
         ck_result *res;
         assert_int_equal(ck_release(&res, f->st, &r), CK_OK);
         snprintf(ps[i], sizeof ps[i], "%s", ck_result_subject(res));
@@ -277,7 +225,7 @@ static void test_pseudonyms(void **state)
         assert_string_equal(ps[i], ck_result_subject(res));
         ck_result_free(res);
         /* another subject gets another one */
-        r.subject = by_ref("P2");
+        r.subject = tu_by_ref("P2");
         assert_int_equal(ck_release(&res, f->st, &r), CK_OK);
         assert_string_not_equal(ps[i], ck_result_subject(res));
         ck_result_free(res);
@@ -287,7 +235,7 @@ static void test_pseudonyms(void **state)
             assert_string_not_equal(ps[i], ps[j]);
     /* resolvable in its own context only */
     unsigned char a[CK_SUBJECT_ID_BYTES], b[CK_SUBJECT_ID_BYTES];
-    ck_who w1 = by_ref("P1");
+    ck_who w1 = tu_by_ref("P1");
     assert_int_equal(ck_subject_find(a, f->st, &w1), CK_OK);
     ck_who wp = {CK_BY_PSEUDONYM, ps[3], 0, NULL, "marketing.email", "acme"};
     assert_int_equal(ck_subject_find(b, f->st, &wp), CK_OK);
@@ -333,7 +281,7 @@ static void on_reject(void *ctx, uint64_t line, const char *reason)
 
 static void test_import_mixed(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     const char *text = "{\"ref\":\"I-1\",\"fields\":{\"email\":\"a@b.fr\",\"city\":\"Paris\"},"
                        "\"consent\":{\"marketing.email\":true,\"analytics\":{\"state\":"
                        "\"objected\"}}}\n"                                   /* 1 ok */
@@ -387,7 +335,7 @@ static void test_import_mixed(void **state)
     const char *refs[] = {"I-2", "I-3", "I-4", "I-5", "I-6", "I-7", "I-8", "I-9"};
     for (size_t i = 0; i < 8; i++) {
         unsigned char id[CK_SUBJECT_ID_BYTES];
-        ck_who w = by_ref(refs[i]);
+        ck_who w = tu_by_ref(refs[i]);
         assert_int_equal(ck_subject_find(id, f->st, &w), CK_ENOTFOUND);
     }
     char *a = get(f, "I-1", "marketing.email", NULL);
@@ -398,7 +346,7 @@ static void test_import_mixed(void **state)
     assert_non_null(strstr(a, "\"spend\":\">=1000\""));
     ck_free(a);
     /* the consent's evidence defaults to the source */
-    ck_who w = by_ref("I-1");
+    ck_who w = tu_by_ref("I-1");
     char *cj;
     assert_int_equal(ck_consent_json(&cj, f->st, &w), CK_OK);
     assert_non_null(strstr(cj, "\"source\":\"file.jsonl\""));
@@ -426,8 +374,8 @@ static void test_import_mixed(void **state)
 
 static void test_consent_basis(void **state)
 {
-    fx *f = *state;
-    put(f, "R", "{\"email\":\"r@x.fr\",\"first_name\":\"Rémi\",\"allergies\":\"nuts\"}");
+    tu_fx *f = *state;
+    tu_put(f, "R", "{\"email\":\"r@x.fr\",\"first_name\":\"Rémi\",\"allergies\":\"nuts\"}");
     /* no record */
     assert_string_equal(reason_of(f, "R", "marketing.email", NULL, "email"), "no_consent");
     /* not in purpose comes first */
@@ -465,10 +413,10 @@ static void test_consent_basis(void **state)
 
 static void test_other_bases(void **state)
 {
-    fx *f = *state;
-    put(f, "L",
-        "{\"email\":\"Lou@Shop.FR\",\"birth_date\":\"1990-07-14\",\"postal_code\":\"69003\","
-        "\"spend\":\"250\",\"allergies\":\"gluten\"}");
+    tu_fx *f = *state;
+    tu_put(f, "L",
+           "{\"email\":\"Lou@Shop.FR\",\"birth_date\":\"1990-07-14\",\"postal_code\":\"69003\","
+           "\"spend\":\"250\",\"allergies\":\"gluten\"}");
     /* legitimate interest: released, minimised, until the subject objects */
     char *a = get(f, "L", "analytics", NULL);
     assert_non_null(strstr(a, "\"birth_date\":1990"));
@@ -493,7 +441,7 @@ static void test_other_bases(void **state)
     assert_string_equal(reason_of(f, "L", "service", NULL, "phone"), "unset");
     assert_string_equal(reason_of(f, "L", "marketing.email", NULL, "first_name"), "no_consent");
     /* an empty list is a value */
-    put(f, "L", "{\"interests\":[]}");
+    tu_put(f, "L", "{\"interests\":[]}");
     a = get(f, "L", "service", NULL);
     assert_non_null(strstr(a, "\"interests\":[]"));
     ck_free(a);
@@ -501,23 +449,23 @@ static void test_other_bases(void **state)
 
 static void test_retention(void **state)
 {
-    fx *f = *state;
-    put(f, "T", "{\"note\":\"call back\"}");
+    tu_fx *f = *state;
+    tu_put(f, "T", "{\"note\":\"call back\"}");
     f->now = T0 + 10 * DAY - 1;
     assert_string_equal(reason_of(f, "T", "service", NULL, "note"), "released");
     f->now = T0 + 10 * DAY;
     assert_string_equal(reason_of(f, "T", "service", NULL, "note"), "retention");
     /* a rewrite restarts the clock */
-    put(f, "T", "{\"note\":\"call back\"}");
+    tu_put(f, "T", "{\"note\":\"call back\"}");
     assert_string_equal(reason_of(f, "T", "service", NULL, "note"), "released");
 }
 
 static void test_contact_cap(void **state)
 {
-    fx *f = *state;
-    put(f, "K", "{\"email\":\"k@x.fr\",\"first_name\":\"Kim\"}");
+    tu_fx *f = *state;
+    tu_put(f, "K", "{\"email\":\"k@x.fr\",\"first_name\":\"Kim\"}");
     consent(f, "K", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, 0);
-    ck_who w = by_ref("K");
+    ck_who w = tu_by_ref("K");
     assert_int_equal(ck_contact_record(f->st, &w, "email", "mailer"), CK_OK);
     f->now += DAY;
     assert_string_equal(reason_of(f, "K", "marketing.email", NULL, "email"), "released");
@@ -547,10 +495,10 @@ static void test_contact_cap(void **state)
 /* A contact the customer initiated does not count toward the cap. */
 static void test_inbound_contacts(void **state)
 {
-    fx *f = *state;
-    put(f, "IN", "{\"email\":\"in@x.fr\",\"first_name\":\"Ines\"}");
+    tu_fx *f = *state;
+    tu_put(f, "IN", "{\"email\":\"in@x.fr\",\"first_name\":\"Ines\"}");
     consent(f, "IN", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, 0);
-    ck_who w = by_ref("IN");
+    ck_who w = tu_by_ref("IN");
     for (int i = 0; i < 5; i++)
         assert_int_equal(ck_contact_record_v2(f->st, &w, "email", CK_CONTACT_INBOUND, "inbox"),
                          CK_OK);
@@ -569,19 +517,19 @@ static void test_inbound_contacts(void **state)
                      CK_EINVAL);
     assert_int_equal(ck_contact_record_v2(f->st, &w, "email", CK_CONTACT_INBOUND, NULL), CK_EINVAL);
     assert_int_equal(ck_contact_record_v2(NULL, &w, "email", 0, "inbox"), CK_EINVAL);
-    ck_who nobody = by_ref("NOBODY");
+    ck_who nobody = tu_by_ref("NOBODY");
     assert_int_equal(ck_contact_record_v2(f->st, &nobody, "email", CK_CONTACT_INBOUND, "inbox"),
                      CK_ENOTFOUND);
 }
 
 static void test_errors(void **state)
 {
-    fx *f = *state;
-    put(f, "E", "{\"city\":\"Metz\"}");
+    tu_fx *f = *state;
+    tu_put(f, "E", "{\"city\":\"Metz\"}");
     ck_request r = CK_REQUEST_INIT;
     r.actor = "crm";
     r.purpose = "nope";
-    r.subject = by_ref("E");
+    r.subject = tu_by_ref("E");
     ck_result *res = (ck_result *)1;
     assert_int_equal(ck_release(&res, f->st, &r), CK_EINVAL);
     assert_null(res);
@@ -595,9 +543,9 @@ static void test_errors(void **state)
     r.actor = NULL;
     assert_int_equal(ck_release(&res, f->st, &r), CK_EINVAL);
     r.actor = "crm";
-    r.subject = by_ref("nobody");
+    r.subject = tu_by_ref("nobody");
     assert_int_equal(ck_release(&res, f->st, &r), CK_ENOTFOUND);
-    ck_who w = by_ref("E");
+    ck_who w = tu_by_ref("E");
     ck_consent c = CK_CONSENT_INIT;
     c.purpose = "health";
     c.state = CK_CONSENT_GRANTED;
@@ -611,14 +559,14 @@ static void test_errors(void **state)
 
 static void test_consent_history(void **state)
 {
-    fx *f = *state;
-    put(f, "H", "{\"city\":\"Brest\"}");
+    tu_fx *f = *state;
+    tu_put(f, "H", "{\"city\":\"Brest\"}");
     consent(f, "H", "marketing.email", CK_CONSENT_GRANTED, NULL, 0, NULL, 0, 0);
     f->now += 60;
     consent(f, "H", "health", CK_CONSENT_REFUSED, NULL, 0, NULL, 0, 0);
     f->now += 60;
     consent(f, "H", "marketing.email", CK_CONSENT_WITHDRAWN, NULL, 0, NULL, 0, 0);
-    ck_who w = by_ref("H");
+    ck_who w = tu_by_ref("H");
     char *js;
     assert_int_equal(ck_consent_json(&js, f->st, &w), CK_OK);
     json_t *j = json_loads(js, 0, NULL);
@@ -641,14 +589,14 @@ static void test_consent_history(void **state)
 
 static void test_segment(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     const char *cities[] = {"Paris", "Lyon", "Paris", "Paris", "Nice"};
     for (int i = 0; i < 5; i++) {
         char ref[8], js[128];
         snprintf(ref, sizeof ref, "S%d", i);
         snprintf(js, sizeof js, "{\"email\":\"s%d@x.fr\",\"city\":\"%s\",\"spend\":%d}", i,
                  cities[i], i * 300);
-        put(f, ref, js);
+        tu_put(f, ref, js);
     }
     consent(f, "S0", "analytics", CK_CONSENT_OBJECTED, NULL, 0, NULL, 0, 0);
     ck_predicate where[] = {{"city", CK_PRED_EQ, "Paris", 0}};
@@ -678,8 +626,8 @@ static void test_segment(void **state)
             0);
     consent(f, "S3", "marketing.email", CK_CONSENT_REFUSED, NULL, 0, NULL, 0, 0);
     ck_predicate w2[] = {{"first_name", CK_PRED_PREFIX, "", 0}};
-    put(f, "S1", "{\"first_name\":\"Ana\"}");
-    put(f, "S2", "{\"first_name\":\"Bob\"}");
+    tu_put(f, "S1", "{\"first_name\":\"Ana\"}");
+    tu_put(f, "S2", "{\"first_name\":\"Bob\"}");
     q.purpose = "marketing.email";
     q.where = w2;
     q.nwhere = 1;
@@ -717,8 +665,8 @@ static void test_segment(void **state)
 
 static void test_audit_of_releases(void **state)
 {
-    fx *f = *state;
-    put(f, "A1", "{\"email\":\"secret@x.fr\"}");
+    tu_fx *f = *state;
+    tu_put(f, "A1", "{\"email\":\"secret@x.fr\"}");
     char *a = get(f, "A1", "service", NULL);
     ck_free(a);
     ck_audit_filter flt = CK_AUDIT_FILTER_INIT;
@@ -743,19 +691,19 @@ static void test_audit_of_releases(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_put_find, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ambiguous_and_alias, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pseudonyms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_import_mixed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consent_basis, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_other_bases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_contact_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_contacts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consent_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_segment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_audit_of_releases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_find, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_and_alias, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pseudonyms, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_import_mixed, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_consent_basis, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_other_bases, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retention, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_contact_cap, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_contacts, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_consent_history, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_segment, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_of_releases, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "ckstore.h"
-#include "testutil.h"
+#include "fixture.h"
 
 #define DAY 86400
 #define T0  1767225600 /* 2026-01-01T00:00:00Z */
@@ -48,13 +48,10 @@ static const char *const SECRETS[] = {"alice@example.org",
                                       "R-6",
                                       "Lyon"};
 
+/* The shared fixture, and what the releases and segment answers of the
+ * scenario gave. */
 typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-    int64_t now;
-    /* what the releases and segment answers of the scenario gave */
+    tu_fx base;
     long released[4];     /* fields released, per purpose index */
     long withheld[4][12]; /* per purpose index and reason */
     long releases[4], answers[4];
@@ -71,25 +68,14 @@ static int purpose_index(const char *p)
     return -1;
 }
 
-static int64_t test_clock(void *ctx)
-{
-    return ((fx *)ctx)->now;
-}
-
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("report");
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    f->now = T0;
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
-    o.clock = test_clock;
-    o.clock_ctx = f;
-    if (ck_init(&f->st, f->dir, &o) != CK_OK)
+    if (f == NULL || tu_fx_init(&f->base, "report", T0, CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC,
+                                NULL) != CK_OK) {
+        free(f);
         return -1;
+    }
     *state = f;
     return 0;
 }
@@ -97,37 +83,22 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
+    tu_fx_fini(&f->base);
     free(f);
     return 0;
-}
-
-static ck_who by_ref(const char *ref)
-{
-    ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
-    return w;
-}
-
-static void put(fx *f, const char *ref, const char *json)
-{
-    ck_who w = by_ref(ref);
-    if (ck_put_json(NULL, f->st, &w, json, strlen(json), CK_PUT_CREATE) != CK_OK)
-        fail_msg("put %s: %s", ref, ck_errmsg(f->st));
 }
 
 static void consent(fx *f, const char *ref, const char *purpose, ck_consent_state s,
                     int64_t expires)
 {
-    ck_who w = by_ref(ref);
+    ck_who w = tu_by_ref(ref);
     ck_consent c = CK_CONSENT_INIT;
     c.purpose = purpose;
     c.state = s;
     c.expires = expires;
     c.source = "test";
-    if (ck_consent_record(f->st, &w, &c, "desk") != CK_OK)
-        fail_msg("consent %s %s: %s", ref, purpose, ck_errmsg(f->st));
+    if (ck_consent_record(f->base.st, &w, &c, "desk") != CK_OK)
+        fail_msg("consent %s %s: %s", ref, purpose, ck_errmsg(f->base.st));
 }
 
 static void tally(fx *f, const ck_result *res, int pi)
@@ -146,10 +117,10 @@ static void release(fx *f, const char *ref, const char *purpose, const char *act
     ck_request r = CK_REQUEST_INIT;
     r.actor = actor;
     r.purpose = purpose;
-    r.subject = by_ref(ref);
+    r.subject = tu_by_ref(ref);
     ck_result *res = NULL;
-    if (ck_release(&res, f->st, &r) != CK_OK)
-        fail_msg("release %s %s: %s", ref, purpose, ck_errmsg(f->st));
+    if (ck_release(&res, f->base.st, &r) != CK_OK)
+        fail_msg("release %s %s: %s", ref, purpose, ck_errmsg(f->base.st));
     int pi = purpose_index(purpose);
     tally(f, res, pi);
     f->releases[pi]++;
@@ -162,7 +133,7 @@ static void segment(fx *f, const char *purpose, const char *actor)
     r.actor = actor;
     r.purpose = purpose;
     ck_cursor *c = NULL;
-    assert_int_equal(ck_segment(&c, f->st, &r), CK_OK);
+    assert_int_equal(ck_segment(&c, f->base.st, &r), CK_OK);
     const ck_result *res;
     int rc, pi = purpose_index(purpose);
     while ((rc = ck_segment_next(c, &res)) == CK_OK) {
@@ -179,7 +150,7 @@ static void import(fx *f, const char *text)
     o.actor = "loader";
     o.source = "file.jsonl";
     ck_importer *imp;
-    assert_int_equal(ck_import_begin(&imp, f->st, &o), CK_OK);
+    assert_int_equal(ck_import_begin(&imp, f->base.st, &o), CK_OK);
     assert_int_equal(ck_import_feed(imp, text, strlen(text)), CK_OK);
     ck_import_stats s;
     assert_int_equal(ck_import_finish(imp, &s), CK_OK);
@@ -199,15 +170,15 @@ static void import(fx *f, const char *text)
  */
 static void scenario(fx *f)
 {
-    assert_int_equal(ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL), CK_OK);
-    put(f, "C-1",
-        "{\"email\":\"alice@example.org\",\"first_name\":\"Alice\",\"city\":\"Paris\","
-        "\"allergies\":\"peanuts\"}");
-    put(f, "C-2", "{\"email\":\"bob@example.org\",\"first_name\":\"Bob\"}");
-    put(f, "C-3", "{\"email\":\"c3@example.org\"}");
-    put(f, "C-4", "{\"email\":\"c4@example.org\"}");
-    put(f, "C-7", "{\"email\":\"c7@example.org\"}");
-    put(f, "C-8", "{\"email\":\"c8@example.org\",\"city\":\"Lyon\"}");
+    assert_int_equal(ck_schema_apply(f->base.st, SCHEMA, strlen(SCHEMA), 0, NULL), CK_OK);
+    tu_put(&f->base, "C-1",
+           "{\"email\":\"alice@example.org\",\"first_name\":\"Alice\",\"city\":\"Paris\","
+           "\"allergies\":\"peanuts\"}");
+    tu_put(&f->base, "C-2", "{\"email\":\"bob@example.org\",\"first_name\":\"Bob\"}");
+    tu_put(&f->base, "C-3", "{\"email\":\"c3@example.org\"}");
+    tu_put(&f->base, "C-4", "{\"email\":\"c4@example.org\"}");
+    tu_put(&f->base, "C-7", "{\"email\":\"c7@example.org\"}");
+    tu_put(&f->base, "C-8", "{\"email\":\"c8@example.org\",\"city\":\"Lyon\"}");
     consent(f, "C-1", "marketing.email", CK_CONSENT_GRANTED, 0);
     consent(f, "C-1", "analytics", CK_CONSENT_OBJECTED, 0);
     consent(f, "C-2", "marketing.email", CK_CONSENT_GRANTED, T0 + 10 * DAY);
@@ -225,23 +196,23 @@ static void scenario(fx *f)
     release(f, "C-3", "marketing.email", "crm");
     release(f, "C-1", "service", "shop");
     release(f, "C-2", "analytics", "crm");
-    ck_who w1 = by_ref("C-1");
-    assert_int_equal(ck_contact_record(f->st, &w1, "email", "crm"), CK_OK);
-    ck_who w8 = by_ref("C-8");
+    ck_who w1 = tu_by_ref("C-1");
+    assert_int_equal(ck_contact_record(f->base.st, &w1, "email", "crm"), CK_OK);
+    ck_who w8 = tu_by_ref("C-8");
     char *receipt = NULL;
-    assert_int_equal(ck_erase(&receipt, f->st, &w8, "art17-request", "dpo"), CK_OK);
+    assert_int_equal(ck_erase(&receipt, f->base.st, &w8, "art17-request", "dpo"), CK_OK);
     ck_free(receipt);
 
-    f->now = T0 + 6 * DAY;
+    f->base.now = T0 + 6 * DAY;
     segment(f, "marketing.email", "mailer");
 }
 
 static json_t *report(fx *f, const ck_audit_filter *flt)
 {
     char *text = NULL;
-    int rc = ck_audit_report_json(&text, f->st, flt);
+    int rc = ck_audit_report_json(&text, f->base.st, flt);
     if (rc != CK_OK)
-        fail_msg("report: %s", ck_errmsg(f->st));
+        fail_msg("report: %s", ck_errmsg(f->base.st));
     for (size_t i = 0; i < sizeof SECRETS / sizeof SECRETS[0]; i++)
         if (strstr(text, SECRETS[i]) != NULL)
             fail_msg("the report holds a value of the test data: %s", SECRETS[i]);
@@ -341,7 +312,7 @@ static void test_report_counts(void **state)
 
     /* every entry of the log was walked */
     ck_audit_cursor *c = NULL;
-    assert_int_equal(ck_audit_query(&c, f->st, NULL), CK_OK);
+    assert_int_equal(ck_audit_query(&c, f->base.st, NULL), CK_OK);
     const ck_audit_record *r;
     long long n = 0;
     while (ck_audit_next(c, &r) == CK_OK)
@@ -408,9 +379,9 @@ static void test_report_filters(void **state)
     flt = (ck_audit_filter)CK_AUDIT_FILTER_INIT;
     flt.version = 99;
     char *text = NULL;
-    assert_int_equal(ck_audit_report_json(&text, f->st, &flt), CK_EINVAL);
+    assert_int_equal(ck_audit_report_json(&text, f->base.st, &flt), CK_EINVAL);
     assert_null(text);
-    assert_int_equal(ck_audit_report_json(NULL, f->st, NULL), CK_EINVAL);
+    assert_int_equal(ck_audit_report_json(NULL, f->base.st, NULL), CK_EINVAL);
 }
 
 static void test_report_empty(void **state)
@@ -428,25 +399,25 @@ static void test_audit_subject(void **state)
     fx *f = *state;
     scenario(f);
     unsigned char pn[CK_AUDIT_PSEUDONYM_BYTES], pn2[CK_AUDIT_PSEUDONYM_BYTES];
-    ck_who w = by_ref("C-1");
-    assert_int_equal(ck_audit_subject(pn, f->st, &w), CK_OK);
+    ck_who w = tu_by_ref("C-1");
+    assert_int_equal(ck_audit_subject(pn, f->base.st, &w), CK_OK);
     /* the same subject named otherwise: the same pseudonym */
     ck_who wl = {CK_BY_LOOKUP, "Alice@Example.org", 0, "email", NULL, NULL};
-    assert_int_equal(ck_audit_subject(pn2, f->st, &wl), CK_OK);
+    assert_int_equal(ck_audit_subject(pn2, f->base.st, &wl), CK_OK);
     assert_memory_equal(pn, pn2, sizeof pn);
     unsigned char id[CK_SUBJECT_ID_BYTES];
     char hex[2 * CK_SUBJECT_ID_BYTES + 1];
-    assert_int_equal(ck_subject_find(id, f->st, &w), CK_OK);
+    assert_int_equal(ck_subject_find(id, f->base.st, &w), CK_OK);
     ck_subject_id_hex(hex, id);
     ck_who wi = {CK_BY_ID, hex, 0, NULL, NULL, NULL};
-    assert_int_equal(ck_audit_subject(pn2, f->st, &wi), CK_OK);
+    assert_int_equal(ck_audit_subject(pn2, f->base.st, &wi), CK_OK);
     assert_memory_equal(pn, pn2, sizeof pn);
 
     /* it is the subject of C-1's release entries, and of no one else's */
     ck_audit_cursor *c = NULL;
     ck_audit_filter flt = CK_AUDIT_FILTER_INIT;
     flt.action = "release";
-    assert_int_equal(ck_audit_query(&c, f->st, &flt), CK_OK);
+    assert_int_equal(ck_audit_query(&c, f->base.st, &flt), CK_OK);
     const ck_audit_record *r;
     int mine = 0, others = 0;
     while (ck_audit_next(c, &r) == CK_OK) {
@@ -463,7 +434,7 @@ static void test_audit_subject(void **state)
      * contact, a segment answer */
     flt = (ck_audit_filter)CK_AUDIT_FILTER_INIT;
     flt.subject = pn;
-    assert_int_equal(ck_audit_query(&c, f->st, &flt), CK_OK);
+    assert_int_equal(ck_audit_query(&c, f->base.st, &flt), CK_OK);
     int n = 0;
     while (ck_audit_next(c, &r) == CK_OK)
         n++;
@@ -471,14 +442,14 @@ static void test_audit_subject(void **state)
     assert_int_equal(n, 6);
 
     /* unknown, erased */
-    ck_who wu = by_ref("nobody");
-    assert_int_equal(ck_audit_subject(pn2, f->st, &wu), CK_ENOTFOUND);
+    ck_who wu = tu_by_ref("nobody");
+    assert_int_equal(ck_audit_subject(pn2, f->base.st, &wu), CK_ENOTFOUND);
     static const unsigned char zero[CK_AUDIT_PSEUDONYM_BYTES] = {0};
     assert_memory_equal(pn2, zero, sizeof zero);
-    ck_who we = by_ref("C-8");
-    assert_int_equal(ck_audit_subject(pn2, f->st, &we), CK_ENOTFOUND);
-    assert_int_equal(ck_audit_subject(NULL, f->st, &w), CK_EINVAL);
-    assert_int_equal(ck_audit_subject(pn2, f->st, NULL), CK_EINVAL);
+    ck_who we = tu_by_ref("C-8");
+    assert_int_equal(ck_audit_subject(pn2, f->base.st, &we), CK_ENOTFOUND);
+    assert_int_equal(ck_audit_subject(NULL, f->base.st, &w), CK_EINVAL);
+    assert_int_equal(ck_audit_subject(pn2, f->base.st, NULL), CK_EINVAL);
 }
 
 int main(void)

@@ -14,48 +14,24 @@
 #include <sys/wait.h>
 
 #include "schema.h"
-#include "testutil.h"
+#include "fixture.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fixtures and helpers                                                     */
 /* ------------------------------------------------------------------------ */
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-} fx;
+/* Every handle of these tests, ck_init's and ck_open's alike, has these
+ * flags and the real-time clock; setup applies no schema. */
+#define FX_FLAGS (CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC)
 
-static ck_options key_opts(const fx *f)
+static ck_options key_opts(tu_fx *f)
 {
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
-    return o;
+    return tu_fx_options(f, FX_FLAGS);
 }
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("schema");
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    ck_options o = key_opts(f);
-    if (ck_init(&f->st, f->dir, &o) != CK_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
+    return tu_fx_setup(state, "schema", TU_FX_WALL_CLOCK, FX_FLAGS, NULL);
 }
 
 /* The example schema of the repository (examples/schema.json). */
@@ -917,7 +893,7 @@ static void test_record_round_trip_and_hostile(void **state)
 
 static void test_no_schema_yet(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     char *out = (char *)1;
     uint32_t v = 99;
     assert_int_equal(ck_schema_get_json(&out, f->st), CK_ENOTFOUND);
@@ -929,7 +905,7 @@ static void test_no_schema_yet(void **state)
 
 static void test_apply_show_round_trip(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     size_t len;
     char *json = example_json(&len);
     ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
@@ -989,7 +965,7 @@ static void test_apply_show_round_trip(void **state)
 
 static void test_versions_and_ids(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
     uint32_t v;
     const char *s1 = "{\"fields\":{" F_EMAIL "," F_CITY "}}";
@@ -1063,7 +1039,7 @@ static void test_versions_and_ids(void **state)
 
 static void test_remove_field_with_data(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
     const char *full = "{\"fields\":{" F_EMAIL "," F_CITY "," F_SPEND "}}";
     assert_int_equal(apply(f->st, full, 0, NULL), CK_OK);
@@ -1134,7 +1110,7 @@ static void test_remove_field_with_data(void **state)
 
 static void test_invalid_changes_nothing(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     size_t len;
     char *json = example_json(&len);
     assert_int_equal(ck_schema_apply(f->st, json, len, 0, NULL), CK_OK);
@@ -1158,7 +1134,7 @@ static void test_invalid_changes_nothing(void **state)
 
 static void test_read_only_refused(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_close(f->st);
     ck_options o = key_opts(f);
     o.flags = CK_OPEN_RDONLY;
@@ -1185,7 +1161,7 @@ static int tamper_txn(ck_store *st, MDB_txn *txn, void *ctx)
 
 static void test_tampered_record(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "}}", 0, NULL), CK_OK);
     assert_int_equal(ck_env__write(f->st, &f->st->data, tamper_txn, NULL), CK_OK);
     ck_close(f->st);
@@ -1203,7 +1179,7 @@ static void test_tampered_record(void **state)
  * ck_schema__get. Each process opens the store itself. */
 static void test_other_process_applies(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     assert_int_equal(apply(f->st, "{\"fields\":{" F_EMAIL "}}", 0, NULL), CK_OK);
     ck_close(f->st);
     f->st = NULL;
@@ -1268,7 +1244,7 @@ static void test_other_process_applies(void **state)
 
 static void test_tcf_changes(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_schema_apply_result r = CK_SCHEMA_APPLY_RESULT_INIT;
     const char *v1 =
         "{" FIELDS ",\"purposes\":{\"x\":{" P_HEAD ",\"fields\":[\"email\"],"
@@ -1347,15 +1323,15 @@ int main(void)
         cmocka_unit_test(test_tcf_record_and_json),
         cmocka_unit_test(test_example_lookups),
         cmocka_unit_test(test_record_round_trip_and_hostile),
-        cmocka_unit_test_setup_teardown(test_no_schema_yet, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_show_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versions_and_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remove_field_with_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_only_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tampered_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_other_process_applies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tcf_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_schema_yet, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_show_round_trip, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_versions_and_ids, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_field_with_data, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_changes_nothing, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_refused, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_record, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_other_process_applies, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tcf_changes, setup, tu_fx_teardown),
         cmocka_unit_test(test_invalid_hold),
         cmocka_unit_test(test_hold_record_and_json),
     };

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "consent.h"
-#include "testutil.h"
+#include "fixture.h"
 
 static const char SCHEMA[] =
     "{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\"}},"
@@ -21,53 +21,29 @@ static const char SCHEMA[] =
     "\"fields\":[\"email\"],\"channel\":{\"type\":\"email\",\"field\":\"email\",\"cap\":"
     "{\"count\":5,\"days\":7}}}}}";
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-} fx;
-
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("tamper");
-    tu_path(f->dir, sizeof f->dir, f->root, "s");
-    tu_path(f->key, sizeof f->key, f->root, "k");
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
-    if (ck_init(&f->st, f->dir, &o) != CK_OK ||
-        ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL) != CK_OK)
+    if (tu_fx_setup(state, "tamper", TU_FX_WALL_CLOCK, CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC,
+                    SCHEMA) != 0)
         return -1;
+    tu_fx *f = *state;
     const char *lines =
         "{\"ref\":\"A\",\"fields\":{\"email\":\"a@x.fr\"},\"consent\":{\"news\":true}}\n"
         "{\"ref\":\"B\",\"fields\":{\"email\":\"b@x.fr\"},\"consent\":{\"news\":false}}\n";
     ck_importer *imp;
     ck_import_options io = CK_IMPORT_OPTIONS_INIT;
     ck_import_stats s;
+    ck_who a = {CK_BY_REF, "A", 0, NULL, NULL, NULL};
     if (ck_import_begin(&imp, f->st, &io) != CK_OK ||
         ck_import_feed(imp, lines, strlen(lines)) != CK_OK || ck_import_finish(imp, &s) != CK_OK ||
-        s.imported != 2)
+        s.imported != 2 || ck_contact_record(f->st, &a, "email", "mailer") != CK_OK) {
+        tu_fx_teardown(state);
         return -1;
-    ck_who a = {CK_BY_REF, "A", 0, NULL, NULL, NULL};
-    if (ck_contact_record(f->st, &a, "email", "mailer") != CK_OK)
-        return -1;
-    *state = f;
+    }
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
-}
-
-static void sid_of(fx *f, const char *ref, unsigned char sid[CK_SUBJECT_ID_BYTES])
+static void sid_of(tu_fx *f, const char *ref, unsigned char sid[CK_SUBJECT_ID_BYTES])
 {
     ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
     assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
@@ -100,7 +76,7 @@ static int edit_txn(ck_store *st, MDB_txn *txn, void *ctx)
     return mdb_put(txn, e->dbi, &k, &nv, 0) == 0 ? CK_OK : CK_EIO;
 }
 
-static int release(fx *f, const char *ref)
+static int release(tu_fx *f, const char *ref)
 {
     ck_request r = CK_REQUEST_INIT;
     r.actor = "t";
@@ -120,7 +96,7 @@ static int release(fx *f, const char *ref)
 
 static void test_consent_record_flipped(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     unsigned char sid[CK_SUBJECT_ID_BYTES];
     sid_of(f, "A", sid);
     assert_int_equal(release(f, "A"), CK_OK);
@@ -140,7 +116,7 @@ static void test_consent_record_flipped(void **state)
  * A's record: the record does not open under B (AAD), nothing released. */
 static void test_consent_index_cannot_widen(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     unsigned char a[CK_SUBJECT_ID_BYTES], b[CK_SUBJECT_ID_BYTES];
     sid_of(f, "A", a);
     sid_of(f, "B", b);
@@ -180,7 +156,7 @@ static void test_consent_index_cannot_widen(void **state)
 
 static void test_subject_record_and_contact_log_flipped(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     unsigned char sid[CK_SUBJECT_ID_BYTES];
     sid_of(f, "A", sid);
     /* the contact log: the release reads it for the channel's address */
@@ -203,10 +179,10 @@ static void test_subject_record_and_contact_log_flipped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_consent_record_flipped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consent_index_cannot_widen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consent_record_flipped, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_consent_index_cannot_widen, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_subject_record_and_contact_log_flipped, setup,
-                                        teardown),
+                                        tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

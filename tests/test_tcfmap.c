@@ -19,7 +19,7 @@
 #include <jansson.h>
 
 #include "ckstore.h"
-#include "testutil.h"
+#include "fixture.h"
 
 #define T0 1767225600 /* the store's clock: 2026-01-01T00:00:00Z */
 
@@ -205,62 +205,30 @@ static void tc_make(char *out, size_t max, const tcs *s)
 /* Fixture                                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-    int64_t now;
-} fx;
-
-static int64_t test_clock(void *ctx)
+/* A store of `schema` holding subject C-1. */
+static int open_with(void **state, const char *schema)
 {
-    return ((fx *)ctx)->now;
-}
-
-static int open_with(fx *f, const char *schema)
-{
-    f->root = tu_mkdtemp("tcfmap");
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    f->now = T0;
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC;
-    o.clock = test_clock;
-    o.clock_ctx = f;
-    if (ck_init(&f->st, f->dir, &o) != CK_OK)
+    if (tu_fx_setup(state, "tcfmap", T0, CK_INIT_CREATE_KEY_FILE | CK_OPEN_NOSYNC, schema) != 0)
         return -1;
-    if (ck_schema_apply(f->st, schema, strlen(schema), 0, NULL) != CK_OK)
-        return -1;
+    tu_fx *f = *state;
     const char *js = "{\"email\":\"zoe@example.fr\",\"city\":\"Paris\",\"first_name\":\"Zoé\"}";
     ck_who w = {CK_BY_REF, "C-1", 0, NULL, NULL, NULL};
-    if (ck_put_json(NULL, f->st, &w, js, strlen(js), CK_PUT_CREATE) != CK_OK)
+    if (ck_put_json(NULL, f->st, &w, js, strlen(js), CK_PUT_CREATE) != CK_OK) {
+        tu_fx_teardown(state);
         return -1;
+    }
     return 0;
 }
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    *state = f;
-    return open_with(f, SCHEMA);
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
+    return open_with(state, SCHEMA);
 }
 
 static const ck_who WHO = {CK_BY_REF, "C-1", 0, NULL, NULL, NULL};
 
 /* Map `tc`, expecting CK_OK; the result goes to *r (free it). */
-static void map_ok(fx *f, const char *tc, ck_tcf_result *r)
+static void map_ok(tu_fx *f, const char *tc, ck_tcf_result *r)
 {
     ck_tcf_result init = CK_TCF_RESULT_INIT;
     *r = init;
@@ -272,7 +240,7 @@ static void map_ok(fx *f, const char *tc, ck_tcf_result *r)
         assert_string_equal(r->outcomes[i].purpose, MAPPED[i]);
 }
 
-static void map_tcs(fx *f, const tcs *s, ck_tcf_result *r)
+static void map_tcs(tu_fx *f, const tcs *s, ck_tcf_result *r)
 {
     char tc[512];
     tc_make(tc, sizeof tc, s);
@@ -288,7 +256,7 @@ static void expect_outcome(const ck_tcf_result *r, int i, ck_tcf_action action,
 }
 
 /* The reason (or "released") of `field` in a release for `purpose`. */
-static const char *reason_of(fx *f, const char *purpose, const char *field)
+static const char *reason_of(tu_fx *f, const char *purpose, const char *field)
 {
     static char out[64];
     ck_request q = CK_REQUEST_INIT;
@@ -308,7 +276,7 @@ static const char *reason_of(fx *f, const char *purpose, const char *field)
 }
 
 /* The subject's consents as parsed JSON (caller decrefs). */
-static json_t *consents(fx *f)
+static json_t *consents(tu_fx *f)
 {
     char *text = NULL;
     assert_int_equal(ck_consent_json(&text, f->st, &WHO), CK_OK);
@@ -318,7 +286,7 @@ static json_t *consents(fx *f)
     return j;
 }
 
-static size_t history_len(fx *f)
+static size_t history_len(tu_fx *f)
 {
     json_t *j = consents(f);
     size_t n = json_array_size(json_object_get(j, "history"));
@@ -327,7 +295,7 @@ static size_t history_len(fx *f)
 }
 
 /* Consent audit entries: how many, and how many of them say via "tcf". */
-static void audit_counts(fx *f, int *n_consent, int *n_tcf)
+static void audit_counts(tu_fx *f, int *n_consent, int *n_tcf)
 {
     ck_audit_filter flt = CK_AUDIT_FILTER_INIT;
     flt.action = "consent";
@@ -351,7 +319,7 @@ static void audit_counts(fx *f, int *n_consent, int *n_tcf)
 
 static void test_all_granted(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     map_tcs(f, &s, &r);
@@ -378,7 +346,7 @@ static void test_all_granted(void **state)
 
 static void test_purpose_bit_missing(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     s.pc &= ~ID(4); /* ads and local map purpose 4 */
@@ -395,7 +363,7 @@ static void test_purpose_bit_missing(void **state)
 
 static void test_vendor_bit_missing(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     s.vc[0] = 754; /* another vendor has consent, 755 has not */
@@ -414,7 +382,7 @@ static void test_vendor_bit_missing(void **state)
 
 static void test_restriction_not_allowed(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     s.na_purpose = 3; /* the publisher does not allow vendor 755 purpose 3 */
@@ -432,7 +400,7 @@ static void test_restriction_not_allowed(void **state)
 
 static void test_publisher(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     /* With the segment but without a bit of it. */
@@ -467,7 +435,7 @@ static void test_publisher(void **state)
 
 static void test_special_feature(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     s.sfo = ID(2); /* not feature 1, which local needs */
@@ -479,7 +447,7 @@ static void test_special_feature(void **state)
 
 static void test_li_objected_then_lifted(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     s.pli &= ~ID(9);
@@ -516,7 +484,7 @@ static void test_li_objected_then_lifted(void **state)
 
 static void test_older_string_ignored(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     /* The customer withdrew "ads" an hour after the string was made. */
     ck_consent c = CK_CONSENT_INIT;
     c.purpose = "ads";
@@ -556,7 +524,7 @@ static void test_older_string_ignored(void **state)
 
 static void test_same_string_twice(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     char tc[512];
     ck_tcf_result r;
     tcs s = all_signals();
@@ -597,7 +565,7 @@ static void test_same_string_twice(void **state)
 
 static void test_future_string_clamped(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     ck_tcf_result r;
     tcs s = all_signals();
     s.updated = (uint64_t)(T0 + 86400 * 365) * 10u; /* a year ahead of the clock */
@@ -620,7 +588,7 @@ static void test_future_string_clamped(void **state)
 
 static void test_evidence_and_audit(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     char tc[512];
     ck_tcf_result r;
     tcs s = all_signals();
@@ -688,8 +656,8 @@ static void test_evidence_and_audit(void **state)
 
 /* ck_consent_tcf fails with `want` and the message `msg` (when not NULL),
  * the result is empty, and the store's files have not changed. */
-static void expect_refused(fx *f, const ck_who *who, const char *tc, size_t len, const char *actor,
-                           int want, const char *msg)
+static void expect_refused(tu_fx *f, const ck_who *who, const char *tc, size_t len,
+                           const char *actor, int want, const char *msg)
 {
     unsigned char before[32], after[32];
     tu_digest_dir(before, f->dir);
@@ -707,7 +675,7 @@ static void expect_refused(fx *f, const ck_who *who, const char *tc, size_t len,
 
 static void test_malformed_changes_nothing(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     char tc[512], err[CK_ERRMSG_MAX];
     char *json = NULL;
     tcs s = all_signals();
@@ -738,7 +706,7 @@ static void test_malformed_changes_nothing(void **state)
 
 static void test_other_refusals(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     char tc[512];
     tcs s = all_signals();
     tc_make(tc, sizeof tc, &s);
@@ -770,14 +738,12 @@ static const char SCHEMA_UNMAPPED[] =
 
 static int setup_unmapped(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    *state = f;
-    return open_with(f, SCHEMA_UNMAPPED);
+    return open_with(state, SCHEMA_UNMAPPED);
 }
 
 static void test_no_mapped_purpose(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     char tc[512];
     tcs s = all_signals();
     tc_make(tc, sizeof tc, &s);
@@ -797,38 +763,32 @@ static void test_no_mapped_purpose(void **state)
 
 static void test_read_only(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     char tc[512];
     tcs s = all_signals();
     tc_make(tc, sizeof tc, &s);
-    ck_close(f->st);
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_OPEN_RDONLY;
-    o.clock = test_clock;
-    o.clock_ctx = f;
-    assert_int_equal(ck_open(&f->st, f->dir, &o), CK_OK);
+    tu_fx_reopen(f, CK_OPEN_RDONLY);
     expect_refused(f, &WHO, tc, strlen(tc), "x", CK_EDENIED, NULL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_all_granted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purpose_bit_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_vendor_bit_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restriction_not_allowed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_publisher, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_special_feature, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_li_objected_then_lifted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_older_string_ignored, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_same_string_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_future_string_clamped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_evidence_and_audit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_other_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_mapped_purpose, setup_unmapped, teardown),
-        cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_granted, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_purpose_bit_missing, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_vendor_bit_missing, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_restriction_not_allowed, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_publisher, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_special_feature, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_li_objected_then_lifted, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_older_string_ignored, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_same_string_twice, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_future_string_clamped, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_evidence_and_audit, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_changes_nothing, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_other_refusals, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_no_mapped_purpose, setup_unmapped, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_read_only, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
