@@ -33,6 +33,7 @@ typedef struct erase_ctx {
     const ck_who *who;
     const char *reason;
     const char *actor;
+    bool keep_tomb_time; /* a restore's replay: leave a tombstone's time as it is */
     /* results */
     uint8_t pn[CK_AUDIT_PSEUDONYM_BYTES];
     uint64_t values, consents, contacts, index_entries, tombstones;
@@ -195,6 +196,21 @@ static int key_scrub_txn(ck_store *st, MDB_txn *ktxn, void *ctx)
 /* The erasure                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Write tombstone `tag` with the erasure time. A replay keeps the time an
+ * existing tombstone holds: it is the time of the erasure it stands for,
+ * which a restore compares with the creation time of subjects. */
+static int put_tomb(ck_store *st, MDB_txn *txn, const uint8_t tag[CK_TOMB_BYTES], int64_t now,
+                    bool keep_time)
+{
+    uint8_t when[8];
+    ck_be64_put(when, (uint64_t)now);
+    MDB_val tk = {CK_TOMB_BYTES, (void *)tag}, tv = {sizeof when, when};
+    int mrc = ck_mdb__put(txn, st->dbi_tombstones, &tk, &tv, keep_time ? MDB_NOOVERWRITE : 0);
+    if (mrc != 0 && !(keep_time && mrc == MDB_KEYEXIST))
+        return ck_err__mdb(st, mrc, "cannot write a tombstone");
+    return CK_OK;
+}
+
 static int erase_fn(ck_wctx *w, void *ctx)
 {
     erase_ctx *e = ctx;
@@ -222,14 +238,8 @@ static int erase_fn(ck_wctx *w, void *ctx)
         static const uint8_t zero[CK_TOMB_BYTES];
         const uint8_t *tag = s.ix[i] + CK_INDEX_KEY_BYTES;
         if (memcmp(tag, zero, CK_TOMB_BYTES) != 0) {
-            uint8_t when[8];
-            ck_be64_put(when, (uint64_t)w->now);
-            MDB_val tk = {CK_TOMB_BYTES, (void *)tag}, tv = {sizeof when, when};
-            int mrc = ck_mdb__put(w->txn, st->dbi_tombstones, &tk, &tv, 0);
-            if (mrc != 0)
-                rc = ck_err__mdb(st, mrc, "cannot write a tombstone");
-            else
-                e->tombstones++;
+            rc = put_tomb(st, w->txn, tag, w->now, e->keep_tomb_time);
+            e->tombstones += rc == CK_OK;
         }
         if (rc == CK_OK) {
             MDB_val k = {CK_INDEX_KEY_BYTES, s.ix[i]}, v = {CK_SUBJECT_ID_BYTES, s.sid};
@@ -239,6 +249,13 @@ static int erase_fn(ck_wctx *w, void *ctx)
             else
                 e->index_entries += mrc == 0;
         }
+    }
+    /* And one of the subject's id, which a restore matches exactly (it is
+     * not counted in the receipt's "tombstones", which are its values'). */
+    if (rc == CK_OK) {
+        uint8_t tag[CK_TOMB_BYTES];
+        ck_subject__tomb_tag_sid(tag, st, s.sid);
+        rc = put_tomb(st, w->txn, tag, w->now, e->keep_tomb_time);
     }
     if (rc == CK_OK && !have_key)
         rc = delete_index_by_scan(st, w->txn, s.sid, &e->index_entries);
@@ -357,6 +374,20 @@ CK_EXPORT int ck_erase(char **out, ck_store *st, const ck_who *who, const char *
                            "the subject was erased, but its receipt could not be made: out of "
                            "memory");
     return CK_OK;
+}
+
+int ck_erase__replay(ck_store *st, const uint8_t sid[CK_SUBJECT_ID_BYTES], const char *actor)
+{
+    char hex[2 * CK_SUBJECT_ID_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, sid, CK_SUBJECT_ID_BYTES);
+    ck_who who = {CK_BY_ID, hex, 2 * CK_SUBJECT_ID_BYTES, NULL, NULL, NULL};
+    erase_ctx e;
+    memset(&e, 0, sizeof e);
+    e.who = &who;
+    e.reason = CK_ERASE_REPLAY_REASON;
+    e.actor = actor;
+    e.keep_tomb_time = true;
+    return ck_subject__write(st, erase_fn, &e);
 }
 
 /* Is `tag` a tombstone? For import and subject creation. */

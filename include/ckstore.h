@@ -999,7 +999,9 @@ CK_EXPORT void ck_cursor_free(ck_cursor *c);
  * record are deleted, and tombstones - hashes of its ref and identifying
  * values under a key of their own - are written, so that a re-import of an
  * old file cannot silently bring the customer back (see ck_import_options
- * and CK_IMPORT_RECREATE_ERASED). The audit pseudonym in the receipt can no
+ * and CK_IMPORT_RECREATE_ERASED); so is a tombstone of the subject's id (not
+ * counted in the receipt's "tombstones"), by which ck_restore recognises
+ * the subject in an older backup. The audit pseudonym in the receipt can no
  * longer be recomputed once the key is gone.
  *
  * The deleted data records stay, encrypted under the destroyed key, in
