@@ -90,6 +90,10 @@ extern const char HELP_BACKUP[];
 int cmd_compact(cli *c, int argc, char **argv);
 extern const char HELP_COMPACT[];
 
+/* Tombstones and restore (cmd_restore.c). */
+int cmd_tombstones(cli *c, int argc, char **argv);
+extern const char HELP_TOMBSTONES[];
+
 /* Erasure (cmd_erase.c). */
 int cmd_erase(cli *c, int argc, char **argv);
 extern const char HELP_ERASE[];

@@ -59,6 +59,8 @@ static const cli_command COMMANDS[] = {
     {"backup", "write a consistent copy of the store while it is in use", HELP_BACKUP, cmd_backup},
     {"compact", "rewrite the store's files so nothing of erased subjects remains", HELP_COMPACT,
      cmd_compact},
+    {"tombstones", "export the erased subjects' tombstones to a file", HELP_TOMBSTONES,
+     cmd_tombstones},
     {"audit", "the audit log: entries, report, verification, checkpoints", HELP_AUDIT, cmd_audit},
     {"tcf", "decode IAB TCF v2 consent strings", HELP_TCF, cmd_tcf},
 };

@@ -1056,6 +1056,46 @@ CK_EXPORT int ck_backup(ck_store *st, const char *dir, const char *actor);
 CK_EXPORT int ck_compact(ck_store *st, const char *actor);
 
 /* ------------------------------------------------------------------------ */
+/* Tombstones and restore                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An erasure leaves tombstones: keyed hashes (BLAKE2b-128 under the
+ * TOMBSTONE subkey of the root key) of the subject's ref, of each of its
+ * identifying values and of its id, with the time of the erasure - never
+ * the values, never the live blind-index bytes. They stop a re-import of
+ * an old file (ck_import_options) and let ck_restore erase again, in a
+ * restored backup, the subjects erased after it was made. Tags are
+ * comparable only under the root key that made them: a tombstone file
+ * serves the store it came from (and its backups and restores), no other.
+ */
+
+/*
+ * ck_tombstones_export - write every tombstone of the store to a file, so
+ * that the list survives the loss of the store (keep it apart from the
+ * store and its backups, and export again after erasures).
+ *
+ * count out: optional: the number of tombstones written.
+ * path  in:  the file; written to a temporary file beside it, fsync'ed,
+ *            renamed over `path` (an existing file is replaced), mode 0600.
+ * actor in:  who exports (audited, action "tombstones_export", strict,
+ *            before the file is written).
+ *
+ * The file (docs/storage-format.md, "Tombstone files") is versioned and
+ * authenticated: a MAC under a key derived from the store's root key
+ * covers the store id, every tag and time. It holds keyed hashes, not
+ * values in clear (SECURITY.md says what they reveal to a holder of the
+ * key). `ck_restore` reads it; a modified, forged, truncated or other
+ * store's file is refused there.
+ *
+ * Returns CK_OK; CK_EINVAL (no path or actor); CK_EDENIED (read-only);
+ * CK_EINTEGRITY (a malformed tombstone in the store); CK_EIO; CK_ENOSPC;
+ * CK_ENOMEM. On failure `path` is unchanged.
+ */
+CK_EXPORT int ck_tombstones_export(uint64_t *count, ck_store *st, const char *path,
+                                   const char *actor);
+
+/* ------------------------------------------------------------------------ */
 /* Audit log                                                                */
 /* ------------------------------------------------------------------------ */
 
