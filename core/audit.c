@@ -1434,6 +1434,17 @@ void ck_audit__close(ck_store *st)
     st->audit = NULL;
 }
 
+uint64_t ck_audit__head_seq(ck_store *st)
+{
+    ck_audit *a = st->audit;
+    if (a == NULL)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    uint64_t seq = a->seq;
+    pthread_mutex_unlock(&a->mu);
+    return seq;
+}
+
 void ck_audit__test_fail_next(ck_store *st, ck_audit_fail what)
 {
     __atomic_store_n(&st->audit->test_fail, (int)what, __ATOMIC_RELEASE);
