@@ -454,36 +454,53 @@ static int put_in_place(rs *r)
     }
     if (fsync_dir(r->staging) != 0)
         return note_text(r, CK_EIO, "cannot fsync %s: %s", r->staging, strerror(errno));
+    /* Every allocation comes before the exchange, so that after it the
+     * caller always learns where the old store is. */
+    int rc;
     char *parent = parent_of(r->dir);
-    if (parent == NULL)
-        return note_text(r, CK_ENOMEM, "out of memory");
-    int rc = CK_OK;
+    char *name = r->target_store ? concat(r->dir, KEPT_TAG "XXXXXX") : NULL;
+    if (name != NULL)
+        r->res.kept = ck_out__alloc(strlen(name) + 1);
+    if (parent == NULL || (r->target_store && (name == NULL || r->res.kept == NULL))) {
+        rc = note_text(r, CK_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if (name != NULL) {
+        size_t nl = strlen(name), sl = strlen(r->staging);
+        memcpy(name + nl - SUFFIX_LEN, r->staging + sl - SUFFIX_LEN, SUFFIX_LEN);
+    }
+    int xrc;
     if (ck_fault__hit("rename")) {
         errno = EIO;
-        rc = -1;
+        xrc = -1;
     } else if (r->target_store) {
         /* One atomic step: the old store to the temporary name, the new
          * one to the target. */
-        rc = renameat2(AT_FDCWD, r->staging, AT_FDCWD, r->dir, RENAME_EXCHANGE);
+        xrc = renameat2(AT_FDCWD, r->staging, AT_FDCWD, r->dir, RENAME_EXCHANGE);
     } else {
-        rc = rename(r->staging, r->dir); /* absent, or an empty directory */
+        xrc = rename(r->staging, r->dir); /* absent, or an empty directory */
     }
-    if (rc != 0) {
+    if (xrc != 0) {
         int err = errno;
-        ck_mem__free(parent);
         if (r->target_store && (err == EINVAL || err == ENOSYS))
-            return note_text(r, CK_EIO,
-                             "the file system of %s cannot exchange two directories atomically "
-                             "(renameat2 RENAME_EXCHANGE): nothing was changed",
-                             r->dir);
-        return note_text(r, err == ENOTEMPTY || err == EEXIST ? CK_EEXIST : CK_EIO,
-                         "cannot put the restored store in place at %s: %s", r->dir, strerror(err));
+            rc = note_text(r, CK_EIO,
+                           "the file system of %s cannot exchange two directories atomically "
+                           "(renameat2 RENAME_EXCHANGE): nothing was changed",
+                           r->dir);
+        else
+            rc = note_text(r, err == ENOTEMPTY || err == EEXIST ? CK_EEXIST : CK_EIO,
+                           "cannot put the restored store in place at %s: %s", r->dir,
+                           strerror(err));
+        goto cleanup;
     }
     r->swapped = true;
-    if (r->target_store)
-        r->kept = r->staging; /* the temporary name now holds the old store */
-    else
+    if (r->target_store) {
+        /* The temporary name now holds the old store (shorter than `name`). */
+        memcpy(r->res.kept, r->staging, strlen(r->staging) + 1);
+        r->kept = r->staging;
+    } else {
         ck_mem__free(r->staging);
+    }
     r->staging = NULL;
     if (fsync_dir(parent) != 0) {
         int err = errno;
@@ -491,25 +508,21 @@ static int put_in_place(rs *r)
                        "the restored store is in place at %s, but its directory could not be "
                        "fsync'ed (%s): a crash may still bring the old one back",
                        r->dir, strerror(err));
-        ck_mem__free(parent);
-        return rc;
+        goto cleanup;
     }
-    if (r->kept != NULL) {
-        char *name = concat(r->dir, KEPT_TAG "XXXXXX");
-        if (name != NULL) {
-            size_t nl = strlen(name), kl = strlen(r->kept);
-            memcpy(name + nl - SUFFIX_LEN, r->kept + kl - SUFFIX_LEN, SUFFIX_LEN);
-            if (!ck_fault__hit("rename") && rename(r->kept, name) == 0) {
-                ck_mem__free(r->kept);
-                r->kept = name;
-                name = NULL;
-                fsync_dir(parent); /* a lost rename only leaves the old name */
-            }
-        }
-        ck_mem__free(name);
+    if (r->kept != NULL && !ck_fault__hit("rename") && rename(r->kept, name) == 0) {
+        memcpy(r->res.kept, name, strlen(name) + 1);
+        fsync_dir(parent); /* a lost rename only leaves the old store at the first name */
     }
+    rc = CK_OK;
+cleanup:
+    if (!r->swapped) {
+        ck_free(r->res.kept);
+        r->res.kept = NULL;
+    }
+    ck_mem__free(name);
     ck_mem__free(parent);
-    return CK_OK;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -597,13 +610,6 @@ cleanup:
         ck_backup__remove_dir(r.staging);
     ck_close(r.t); /* releases the store lock */
     ck_close(r.b);
-    if (r.kept != NULL) {
-        r.res.kept = ck_out__strndup(r.kept, strlen(r.kept));
-        if (r.res.kept == NULL && rc == CK_OK)
-            rc = note_text(&r, CK_ENOMEM,
-                           "the store was restored, and the old one kept at a name that could "
-                           "not be returned: out of memory");
-    }
     if (out != NULL && out->version == CK_RESTORE_RESULT_VERSION && (rc == CK_OK || r.swapped))
         *out = r.res;
     else

@@ -296,35 +296,6 @@ static int dir_contains(const char *dir, const void *p, size_t n)
     return found;
 }
 
-/* tu_digest_dir without LMDB's lock files: opening an environment writes
- * its reader table there, which is no content of the store. */
-static void digest_store(unsigned char out[32], const char *dir)
-{
-    struct dirent **names = NULL;
-    int n = scandir(dir, &names, NULL, alphasort);
-    crypto_generichash_state h;
-    crypto_generichash_init(&h, NULL, 0, 32);
-    for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
-        size_t nl = strlen(name);
-        char p[PATH_MAX];
-        struct stat sb;
-        tu_path(p, sizeof p, dir, name);
-        if (!(nl > 5 && strcmp(name + nl - 5, "-lock") == 0) && stat(p, &sb) == 0 &&
-            S_ISREG(sb.st_mode)) {
-            size_t len;
-            unsigned char *data = tu_read_file(p, &len);
-            crypto_generichash_update(&h, (const unsigned char *)name, nl + 1);
-            if (data != NULL)
-                crypto_generichash_update(&h, data, len);
-            free(data);
-        }
-        free(names[i]);
-    }
-    free(names);
-    crypto_generichash_final(&h, out, 32);
-}
-
 /* Entries of `dir` whose name contains `part`. */
 static int count_names(const char *dir, const char *part)
 {
@@ -517,7 +488,7 @@ static void test_restore_replays(void **state)
     unsigned char before[32], after[32];
     ck_close(f->st);
     f->st = NULL;
-    digest_store(before, f->dir);
+    tu_digest_store(before, f->dir);
     f->st = open_dir(f, f->dir);
     ck_restore_result res = CK_RESTORE_RESULT_INIT;
     assert_int_equal(restore(f, &res, f->dir, bdir, NULL, 0, err, sizeof err), CK_EBUSY);
@@ -525,7 +496,7 @@ static void test_restore_replays(void **state)
     assert_null(res.kept);
     ck_close(f->st);
     f->st = NULL;
-    digest_store(after, f->dir);
+    tu_digest_store(after, f->dir);
     assert_memory_equal(before, after, 32);
     assert_int_equal(count_names(f->root, ".restore-"), 0);
 
@@ -694,8 +665,8 @@ static void assert_refused(const fx *f, const char *bdir, int want, const char *
                            size_t nfiles, const ck_options *key)
 {
     unsigned char t0[32], t1[32], b0[32], b1[32];
-    digest_store(t0, f->dir);
-    digest_store(b0, bdir);
+    tu_digest_store(t0, f->dir);
+    tu_digest_store(b0, bdir);
     char err[CK_ERRMSG_MAX] = "";
     ck_options o = *key;
     o.errbuf = err;
@@ -710,8 +681,8 @@ static void assert_refused(const fx *f, const char *bdir, int want, const char *
         fail_msg("restore gave %d (%s), expected %d", rc, err, want);
     assert_true(err[0] != '\0');
     assert_null(res.kept);
-    digest_store(t1, f->dir);
-    digest_store(b1, bdir);
+    tu_digest_store(t1, f->dir);
+    tu_digest_store(b1, bdir);
     assert_memory_equal(t0, t1, 32);
     assert_memory_equal(b0, b1, 32);
     assert_int_equal(count_names(f->root, ".restore-"), 0);
