@@ -73,8 +73,9 @@ typedef struct rs {
     size_t nrp, caprp;
 } rs;
 
-/* Put `st`'s detail message (or `msg` when st is NULL) in the caller's
- * errbuf, prefixed with `what`. Returns rc. */
+/* Put `st`'s detail message (ck_strerror(rc) when it has none, or st is
+ * NULL) in the caller's errbuf, prefixed with `what` if not NULL. Returns
+ * rc. */
 static int note(rs *r, ck_store *st, int rc, const char *what)
 {
     const ck_options *o = r->opts;
@@ -168,12 +169,16 @@ static int dir_is_empty(rs *r, bool *empty)
 static int open_target(rs *r)
 {
     struct stat sb;
-    if (stat(r->dir, &sb) != 0) {
+    if (lstat(r->dir, &sb) != 0) {
         if (errno != ENOENT)
             return note_text(r, CK_EIO, "cannot stat %s: %s", r->dir, strerror(errno));
         return CK_OK; /* nothing there: the restore makes it */
     }
     r->target_exists = true;
+    /* The exchange would move the link, not the store it points to. */
+    if (S_ISLNK(sb.st_mode))
+        return note_text(r, CK_EINVAL, "%s is a symbolic link: give the directory it points to",
+                         r->dir);
     if (!S_ISDIR(sb.st_mode))
         return note_text(r, CK_EEXIST, "%s exists and is not a directory", r->dir);
     if (!exists_in(r->dir, CK_KEYS_FILE) && !exists_in(r->dir, CK_DATA_FILE)) {
@@ -510,7 +515,7 @@ static int put_in_place(rs *r)
                        r->dir, strerror(err));
         goto cleanup;
     }
-    if (r->kept != NULL && !ck_fault__hit("rename") && rename(r->kept, name) == 0) {
+    if (r->kept != NULL && name != NULL && !ck_fault__hit("rename") && rename(r->kept, name) == 0) {
         memcpy(r->res.kept, name, strlen(name) + 1);
         fsync_dir(parent); /* a lost rename only leaves the old store at the first name */
     }
@@ -594,8 +599,7 @@ CK_EXPORT int ck_restore(ck_restore_result *out, const char *dir, const char *ba
                                      err[0] != '\0' ? err : ck_strerror(rc)));
     ck_audit_verify_result vr = CK_AUDIT_VERIFY_INIT;
     rc = ck_audit_verify(&vr, r.b, NULL);
-    CK_ENSURE(rc == CK_OK, note(&r, r.b, rc == CK_EINTEGRITY ? CK_EINTEGRITY : rc,
-                                "the backup's audit log does not verify"));
+    CK_ENSURE(rc == CK_OK, note(&r, r.b, rc, "the backup's audit log does not verify"));
     r.res.backup_audit_seq = vr.head_seq;
 
     CK_GUARD(open_target(&r));       /* 2 */

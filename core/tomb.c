@@ -103,7 +103,6 @@ int ck_tombset__load(ck_tombset *s, ck_store *st, uint64_t *count)
     int mrc = mdb_cursor_open(txn, st->dbi_tombstones, &cur);
     CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot read the tombstones"));
     MDB_val k, v;
-    rc = CK_OK;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         CK_ENSURE(k.mv_size == CK_TOMB_BYTES && v.mv_size == 8,

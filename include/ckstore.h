@@ -1201,7 +1201,12 @@ typedef struct ck_restore_result {
  * does not have: its audit log is the backup's followed by the restore's
  * entries, and verifies.
  *
- * Returns CK_OK; CK_EINVAL (arguments; the backup is the target);
+ * No handle of the calling process may have `backup_dir` open (LMDB
+ * forbids opening an environment twice in one process); one on `dir` is
+ * detected (CK_EBUSY).
+ *
+ * Returns CK_OK; CK_EINVAL (arguments; the backup is the target; the
+ * target is a symbolic link);
  * CK_EKEY; CK_ENOTFOUND (no store in backup_dir, no tombstone file, no
  * parent directory); CK_EEXIST (the target is a file, a non-empty
  * directory without a store, or another store); CK_EBUSY; CK_EINTEGRITY;

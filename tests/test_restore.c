@@ -652,6 +652,12 @@ static void test_restore_with_file(void **state)
     tu_write_file(junk, "x", 1, 0600);
     assert_int_equal(restore(f, &res, d3, bdir, files, 1, err, sizeof err), CK_EEXIST);
     assert_int_equal(restore(f, &res, junk, bdir, files, 1, err, sizeof err), CK_EEXIST);
+    /* A symbolic link to a store: the exchange would move the link. */
+    char link[PATH_MAX];
+    tu_path(link, sizeof link, f->root, "link");
+    assert_int_equal(symlink(d2, link), 0);
+    assert_int_equal(restore(f, &res, link, bdir, files, 1, err, sizeof err), CK_EINVAL);
+    assert_non_null(strstr(err, "symbolic link"));
     /* No parent directory. */
     char d4[PATH_MAX];
     tu_path(d4, sizeof d4, f->root, "no/such");
