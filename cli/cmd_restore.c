@@ -24,8 +24,8 @@ const char HELP_TOMBSTONES[] =
     "key (a backup or restore of it shares that key). FILE is replaced\n"
     "atomically (mode 0600). Audited.\n"
     "\n"
-    "Prints {\"exported\":N,\"file\":\"FILE\"}. Exit 0; 1 on an I/O error (FILE is then\n"
-    "unchanged).\n";
+    "Prints {\"exported\":N,\"file\":\"FILE\"}. Exit 0; 3 when FILE's directory does not\n"
+    "exist; 1 on an I/O error (FILE is then unchanged).\n";
 
 static int tombstones_export(cli *c, int argc, char **argv)
 {
