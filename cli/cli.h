@@ -63,6 +63,9 @@ int cli_read_secret(char **out, size_t *out_len, const char *env_name, const cha
                     bool confirm);
 void cli_free_secret(char *p, size_t len);
 
+/* The key the global options give (a passphrase is read now if needed),
+ * in `o` (from CK_OPTIONS_INIT); the store directory must be named. */
+int cli_key_options(cli *c, ck_options *o);
 /* Open the store named by the global options with the key they give. */
 int cli_open(cli *c, ck_store **out, unsigned flags);
 
@@ -89,6 +92,12 @@ int cmd_backup(cli *c, int argc, char **argv);
 extern const char HELP_BACKUP[];
 int cmd_compact(cli *c, int argc, char **argv);
 extern const char HELP_COMPACT[];
+
+/* Tombstones and restore (cmd_restore.c). */
+int cmd_tombstones(cli *c, int argc, char **argv);
+extern const char HELP_TOMBSTONES[];
+int cmd_restore(cli *c, int argc, char **argv);
+extern const char HELP_RESTORE[];
 
 /* Erasure (cmd_erase.c). */
 int cmd_erase(cli *c, int argc, char **argv);

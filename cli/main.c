@@ -65,6 +65,10 @@ static const cli_command COMMANDS[] = {
     {"compact", "rewrite the store's files so nothing of erased subjects remains", HELP_COMPACT,
      cmd_compact},
     {"purge", "apply field retention and consent expiry", HELP_PURGE, cmd_purge},
+    {"tombstones", "export the erased subjects' tombstones to a file", HELP_TOMBSTONES,
+     cmd_tombstones},
+    {"restore", "put a backup in place, erasing again whoever was erased since", HELP_RESTORE,
+     cmd_restore},
     {"audit", "the audit log: entries, report, verification, checkpoints", HELP_AUDIT, cmd_audit},
     {"tcf", "decode IAB TCF v2 consent strings", HELP_TCF, cmd_tcf},
 };
@@ -233,10 +237,9 @@ int cli_get_passphrase(cli *c, const char *prompt, bool confirm)
                            confirm);
 }
 
-int cli_open(cli *c, ck_store **out, unsigned flags)
+int cli_key_options(cli *c, ck_options *o)
 {
-    char err[CK_ERRMSG_MAX];
-    *out = NULL;
+    *o = (ck_options)CK_OPTIONS_INIT;
     if (c->store_dir == NULL)
         return cli_fail(EXIT_USAGE, "no store: give --store DIR or set CKSTORE_DIR");
     if (c->key_file == NULL) {
@@ -247,10 +250,20 @@ int cli_open(cli *c, ck_store **out, unsigned flags)
             return cli_fail(EXIT_USAGE, "no key: give --key-file FILE, or set CKSTORE_KEY_FILE "
                                         "or CKSTORE_PASSPHRASE, or run on a terminal");
     }
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = c->key_file;
-    o.passphrase = c->passphrase;
-    o.passphrase_len = c->passphrase_len;
+    o->key_file = c->key_file;
+    o->passphrase = c->passphrase;
+    o->passphrase_len = c->passphrase_len;
+    return EXIT_OK;
+}
+
+int cli_open(cli *c, ck_store **out, unsigned flags)
+{
+    char err[CK_ERRMSG_MAX];
+    *out = NULL;
+    ck_options o;
+    int r = cli_key_options(c, &o);
+    if (r != EXIT_OK)
+        return r;
     o.flags = flags;
     o.errbuf = err;
     o.errbuf_max = sizeof err;

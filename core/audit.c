@@ -731,7 +731,12 @@ static int catch_up(ck_store *st, uint64_t *torn)
             while ((k = fr_next(&r, &f)) == FR_FRAME) {
                 uint64_t seq;
                 uint8_t h[HASH_BYTES];
-                if (entry_seq(f.entry, f.len, &seq, NULL) != CK_OK || seq != a->seq + 1) {
+                int src = entry_seq(f.entry, f.len, &seq, NULL);
+                if (src == CK_ENOMEM) {
+                    fr_free(&r);
+                    return ck_err__set(st, CK_ENOMEM, "out of memory while reading the audit log");
+                }
+                if (src != CK_OK || seq != a->seq + 1) {
                     k = FR_BADLEN;
                     break;
                 }
@@ -1346,11 +1351,13 @@ static int find_tail(ck_store *st, int fd, unsigned no, uint64_t *end, uint64_t 
     if (k == FR_TORN)
         *torn = f.len;
     if (last.entry != NULL) {
-        CK_ENSURE(entry_seq(keep.p, last.len, seq, NULL) == CK_OK,
-                  ck_err__set(st, CK_EINTEGRITY,
-                              "the last entry of audit segment %s does not decode "
-                              "(run ckstore audit verify)",
-                              name));
+        int src = entry_seq(keep.p, last.len, seq, NULL);
+        CK_ENSURE(src != CK_ENOMEM,
+                  ck_err__set(st, CK_ENOMEM, "out of memory while reading the audit log"));
+        CK_ENSURE(src == CK_OK, ck_err__set(st, CK_EINTEGRITY,
+                                            "the last entry of audit segment %s does not decode "
+                                            "(run ckstore audit verify)",
+                                            name));
         memcpy(head, keep.p + last.len, HASH_BYTES);
     }
     rc = CK_OK;
@@ -1504,6 +1511,17 @@ void ck_audit__close(ck_store *st)
         fdatasync(a->fd); /* nobody is left to report a failure to */
     audit_free(a);
     st->audit = NULL;
+}
+
+uint64_t ck_audit__head_seq(ck_store *st)
+{
+    ck_audit *a = st->audit;
+    if (a == NULL)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    uint64_t seq = a->seq;
+    pthread_mutex_unlock(&a->mu);
+    return seq;
 }
 
 void ck_audit__test_fail_next(ck_store *st, ck_audit_fail what)
@@ -1665,10 +1683,8 @@ static int walker_next(walker *w, ck_audit_record *rec, ck_arena *arena)
         }
         ck_arena__reset(arena);
         int drc = ck_audit__decode(rec, f.entry, f.len, arena);
-        /* Running out of memory while decoding says nothing of the entry:
-         * it must not be reported as tampering. */
-        if (drc == CK_ENOMEM)
-            return ck_err__set(w->st, CK_ENOMEM, "out of memory");
+        if (drc == CK_ENOMEM) /* not the entry's fault: no verdict on it */
+            return ck_err__set(w->st, CK_ENOMEM, "out of memory while reading the audit log");
         if (drc != CK_OK)
             return walker_fail(w, CK_AUDIT_PROBLEM_UNDECODABLE, f.offset,
                                "the entry does not decode");

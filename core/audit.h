@@ -141,6 +141,10 @@ void ck_audit__pseudonym(uint8_t out[CK_AUDIT_PSEUDONYM_BYTES], const ck_store *
  */
 int ck_audit__key_event(ck_store *st, const char *actor, const char *slot, const char *change);
 
+/* The sequence number of the last entry of the log as this handle knows
+ * it (0 when none could be read). No append may run meanwhile. */
+uint64_t ck_audit__head_seq(ck_store *st);
+
 /*
  * ck_audit__decode - bounded decoder of one entry (the msgpack bytes of a
  * frame, without its length and hash).

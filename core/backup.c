@@ -195,6 +195,25 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* Copy every audit segment of `from_dir` into `to_dir`. */
+static int copy_audit(ck_store *st, const char *from_dir, const char *to_dir)
+{
+    DIR *d = opendir(from_dir);
+    if (d == NULL)
+        return ck_err__errno(st, errno, "cannot list the store", from_dir);
+    struct dirent *de;
+    int rc = CK_OK;
+    while (rc == CK_OK && (de = readdir(d)) != NULL) {
+        unsigned no;
+        char tail;
+        if (sscanf(de->d_name, "audit-%6u.lo%c", &no, &tail) == 2 && tail == 'g' &&
+            strlen(de->d_name) == strlen("audit-000001.log"))
+            rc = copy_file(st, from_dir, to_dir, de->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
 CK_EXPORT int ck_backup(ck_store *st, const char *dir, const char *actor)
 {
     if (st == NULL)
@@ -212,19 +231,7 @@ CK_EXPORT int ck_backup(ck_store *st, const char *dir, const char *actor)
     CK_GUARD(copy_file(st, st->dir, dir, CK_KEYS_FILE));
     CK_GUARD(copy_env(st, &st->data, dir, CK_DATA_FILE));
     CK_GUARD(copy_env(st, &st->keyring, dir, CK_KEYRING_FILE));
-    DIR *d = opendir(st->dir);
-    CK_ENSURE(d != NULL, ck_err__errno(st, errno, "cannot list the store", st->dir));
-    struct dirent *de;
-    rc = CK_OK;
-    while (rc == CK_OK && (de = readdir(d)) != NULL) {
-        unsigned no;
-        char tail;
-        if (sscanf(de->d_name, "audit-%6u.lo%c", &no, &tail) == 2 && tail == 'g' &&
-            strlen(de->d_name) == strlen("audit-000001.log"))
-            rc = copy_file(st, st->dir, dir, de->d_name);
-    }
-    closedir(d);
-    CK_GUARD(rc);
+    CK_GUARD(copy_audit(st, st->dir, dir));
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     CK_ENSURE(dfd >= 0, ck_err__errno(st, errno, "cannot open the backup directory", dir));
     int frc = fsync(dfd);
@@ -313,4 +320,28 @@ cleanup:
     while (flock(st->lock_fd, LOCK_SH) != 0 && errno == EINTR)
         ;
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* For restore.c                                                             */
+/* ------------------------------------------------------------------------ */
+
+int ck_backup__copy_file(ck_store *st, const char *from_dir, const char *to_dir, const char *name)
+{
+    return copy_file(st, from_dir, to_dir, name);
+}
+
+int ck_backup__copy_env(ck_store *st, ck_env *e, const char *to_dir, const char *name)
+{
+    return copy_env(st, e, to_dir, name);
+}
+
+int ck_backup__copy_audit(ck_store *st, const char *from_dir, const char *to_dir)
+{
+    return copy_audit(st, from_dir, to_dir);
+}
+
+void ck_backup__remove_dir(const char *dir)
+{
+    remove_dir(dir);
 }

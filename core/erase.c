@@ -66,8 +66,9 @@ typedef struct erase_run {
     const char *actor;
     erase_item *items;
     size_t n;
-    bool single;    /* ck_erase: a subject that cannot be erased fails the call */
-    bool keys_done; /* the keyring commit happened: a run again only deletes */
+    bool single;         /* ck_erase: a subject that cannot be erased fails the call */
+    bool keep_tomb_time; /* a restore's replay: leave a tombstone's time as it is */
+    bool keys_done;      /* the keyring commit happened: a run again only deletes */
     int64_t at;
     ck_arena arena; /* what the receipts say of the holds */
 } erase_run;
@@ -185,7 +186,22 @@ static int delete_index_by_scan(ck_store *st, MDB_txn *txn, erase_run *run)
  * was recorded of it (so that a run again after the keyring commit can do
  * it without the key). Index entries of a subject without its record are
  * left to delete_index_by_scan. */
-static int delete_subject(ck_wctx *w, erase_item *it)
+/* Write tombstone `tag` with the erasure time. A replay keeps the time an
+ * existing tombstone holds: it is the time of the erasure it stands for,
+ * which a restore compares with the creation time of subjects. */
+static int put_tomb(ck_store *st, MDB_txn *txn, const uint8_t tag[CK_TOMB_BYTES], int64_t now,
+                    bool keep_time)
+{
+    uint8_t when[8];
+    ck_be64_put(when, (uint64_t)now);
+    MDB_val tk = {CK_TOMB_BYTES, (void *)tag}, tv = {sizeof when, when};
+    int mrc = ck_mdb__put(txn, st->dbi_tombstones, &tk, &tv, keep_time ? MDB_NOOVERWRITE : 0);
+    if (mrc != 0 && !(keep_time && mrc == MDB_KEYEXIST))
+        return ck_err__mdb(st, mrc, "cannot write a tombstone");
+    return CK_OK;
+}
+
+static int delete_subject(ck_wctx *w, erase_item *it, bool keep_tomb_time)
 {
     ck_store *st = w->st;
     it->values = it->consents = it->contacts = it->index_entries = it->tombstones = 0;
@@ -195,12 +211,7 @@ static int delete_subject(ck_wctx *w, erase_item *it)
         static const uint8_t zero[CK_TOMB_BYTES];
         const uint8_t *tag = it->ix[i] + CK_INDEX_KEY_BYTES;
         if (memcmp(tag, zero, CK_TOMB_BYTES) != 0) {
-            uint8_t when[8];
-            ck_be64_put(when, (uint64_t)w->now);
-            MDB_val tk = {CK_TOMB_BYTES, (void *)tag}, tv = {sizeof when, when};
-            int mrc = ck_mdb__put(w->txn, st->dbi_tombstones, &tk, &tv, 0);
-            if (mrc != 0)
-                return ck_err__mdb(st, mrc, "cannot write a tombstone");
+            CK_TRY(put_tomb(st, w->txn, tag, w->now, keep_tomb_time));
             it->tombstones++;
         }
         MDB_val k = {CK_INDEX_KEY_BYTES, it->ix[i]}, v = {CK_SUBJECT_ID_BYTES, it->sid};
@@ -209,6 +220,11 @@ static int delete_subject(ck_wctx *w, erase_item *it)
             return ck_err__mdb(st, mrc, "cannot delete an index entry");
         it->index_entries += mrc == 0;
     }
+    /* And one of the subject's id, which a restore matches exactly (it is
+     * not counted in the receipt's "tombstones", which are its values'). */
+    uint8_t sidtag[CK_TOMB_BYTES];
+    ck_subject__tomb_tag_sid(sidtag, st, it->sid);
+    CK_TRY(put_tomb(st, w->txn, sidtag, w->now, keep_tomb_time));
     CK_TRY(delete_prefix(st, w->txn, st->dbi_values, it->sid, CK_SUBJECT_ID_BYTES, false,
                          &it->values));
     CK_TRY(delete_prefix(st, w->txn, st->dbi_consents, it->sid, CK_SUBJECT_ID_BYTES, true,
@@ -433,7 +449,7 @@ static int erase_fn(ck_wctx *w, void *ctx)
          * were destroyed: delete again, from what was recorded. */
         for (size_t i = 0; i < run->n; i++)
             if (run->items[i].rc == CK_OK)
-                CK_TRY(delete_subject(w, &run->items[i]));
+                CK_TRY(delete_subject(w, &run->items[i], run->keep_tomb_time));
         return delete_index_by_scan(w->st, w->txn, run);
     }
     for (size_t i = 0; i < run->n; i++)
@@ -446,7 +462,7 @@ static int erase_fn(ck_wctx *w, void *ctx)
         /* Deleted at once, so that the same subject named twice (by ref,
          * then by e-mail) is not found the second time. */
         if (it->rc == CK_OK)
-            CK_TRY(delete_subject(w, it));
+            CK_TRY(delete_subject(w, it, run->keep_tomb_time));
     }
     CK_TRY(delete_index_by_scan(w->st, w->txn, run));
     bool any = false;
@@ -663,6 +679,25 @@ cleanup:
 }
 
 /* Is `tag` a tombstone? For import and subject creation. */
+int ck_erase__replay(ck_store *st, const uint8_t sid[CK_SUBJECT_ID_BYTES], const char *actor)
+{
+    char hex[2 * CK_SUBJECT_ID_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, sid, CK_SUBJECT_ID_BYTES);
+    ck_who who = {CK_BY_ID, hex, 2 * CK_SUBJECT_ID_BYTES, NULL, NULL, NULL};
+    erase_item item;
+    erase_run run;
+    memset(&run, 0, sizeof run);
+    run.reason = CK_ERASE_REPLAY_REASON;
+    run.actor = actor;
+    run.items = &item;
+    run.single = true;
+    run.keep_tomb_time = true;
+    run.arena = (ck_arena)CK_ARENA_INIT;
+    int rc = run_chunk(st, &run, &who, 1);
+    run_fini(&run, 1);
+    return rc;
+}
+
 int ck_erase__tombstoned(bool *out, ck_store *st, MDB_txn *txn, const uint8_t tag[CK_TOMB_BYTES])
 {
     MDB_val k = {CK_TOMB_BYTES, (void *)tag}, v;

@@ -231,33 +231,64 @@ static int check_meta(ck_store *st, MDB_txn *txn)
     return CK_OK;
 }
 
-/* Take the store lock shared (waiting while a compaction holds it), so
- * that ck_compact knows whether another process has the store open. A
- * read-only handle on a store whose lock file cannot be made goes without:
- * it only reads. */
+/* Is `fd` still the file at `path`? A restore swaps the whole store
+ * directory while holding the old lock exclusively: a handle that waited
+ * on the old lock file must then lock the new one. */
+static bool same_file(int fd, const char *path)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* Take the store lock shared (waiting while a compaction or a restore
+ * holds it), so that ck_compact and ck_restore know whether another
+ * process has the store open. A read-only handle on a store whose lock
+ * file cannot be made goes without: it only reads. With
+ * CK__OPEN_EXCLUSIVE, take it exclusively or fail with CK_EBUSY at once,
+ * before any LMDB file is opened (LMDB forbids opening an environment
+ * twice in one process: the other handle may be in this process). */
 static int take_store_lock(ck_store *st)
 {
     char *p = ck_mem__path_join(st->dir, CK_LOCK_FILE);
     if (p == NULL)
         return ck_err__set(st, CK_ENOMEM, "out of memory");
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 && (st->flags & CK_OPEN_RDONLY) != 0)
-        fd = open(p, O_RDONLY | O_CLOEXEC);
-    ck_mem__free(p);
-    if (fd < 0) {
-        if ((st->flags & CK_OPEN_RDONLY) != 0)
-            return CK_OK;
-        return ck_err__errno(st, errno, "cannot open the store lock", CK_LOCK_FILE);
-    }
-    while (flock(fd, LOCK_SH) != 0) {
-        if (errno != EINTR) {
+    int rc = CK_OK;
+    for (int attempt = 0;; attempt++) {
+        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 && (st->flags & CK_OPEN_RDONLY) != 0)
+            fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if ((st->flags & CK_OPEN_RDONLY) == 0)
+                rc = ck_err__errno(st, errno, "cannot open the store lock", CK_LOCK_FILE);
+            break;
+        }
+        int lrc, how = (st->flags & CK__OPEN_EXCLUSIVE) ? LOCK_EX | LOCK_NB : LOCK_SH;
+        while ((lrc = flock(fd, how)) != 0 && errno == EINTR)
+            ;
+        if (lrc != 0) {
             int err = errno;
             close(fd);
-            return ck_err__errno(st, err, "cannot lock the store", CK_LOCK_FILE);
+            if (err == EWOULDBLOCK)
+                rc = ck_err__set(st, CK_EBUSY,
+                                 "the store is open elsewhere (another process "
+                                 "or handle)");
+            else
+                rc = ck_err__errno(st, err, "cannot lock the store", CK_LOCK_FILE);
+            break;
         }
+        if (!same_file(fd, p)) {
+            close(fd); /* the store was replaced while we waited: lock the new one */
+            if (attempt < 16)
+                continue;
+            rc = ck_err__set(st, CK_EBUSY, "the store keeps being replaced");
+            break;
+        }
+        st->lock_fd = fd;
+        break;
     }
-    st->lock_fd = fd;
-    return CK_OK;
+    ck_mem__free(p);
+    return rc;
 }
 
 int ck_store__reopen_envs(ck_store *st)
@@ -486,7 +517,9 @@ cleanup:
     return rc;
 }
 
-CK_EXPORT int ck_open(ck_store **out, const char *dir, const ck_options *opts)
+/* ck_open, and ck_store__open_ex. */
+static int open_store(ck_store **out, const char *dir, const ck_options *opts,
+                      const ck_store *keys_of, bool exclusive)
 {
     int rc;
     ck_store *st = NULL;
@@ -507,6 +540,8 @@ CK_EXPORT int ck_open(ck_store **out, const char *dir, const ck_options *opts)
     st = store_new(dir, opts->flags & (CK_OPEN_NOSYNC | CK_OPEN_RDONLY));
     if (st == NULL)
         return CK_ENOMEM;
+    if (exclusive)
+        st->flags |= CK__OPEN_EXCLUSIVE;
 
     CK_GUARD(ck_keys__read_file(st, &file, dir));
     rc = ck_keys__parse(&sf, file.p, file.len);
@@ -521,8 +556,14 @@ CK_EXPORT int ck_open(ck_store **out, const char *dir, const ck_options *opts)
     memcpy(st->store_id, sf.store_id, sizeof st->store_id);
     st->format = sf.format;
 
-    CK_GUARD(unlock_root(st, &sf, opts));
-    ck_crypto__derive_all(st->keys);
+    if (keys_of == NULL) {
+        CK_GUARD(unlock_root(st, &sf, opts));
+        ck_crypto__derive_all(st->keys);
+    } else {
+        CK_ENSURE(sodium_memcmp(st->store_id, keys_of->store_id, sizeof st->store_id) == 0,
+                  ck_err__set(st, CK_EINTEGRITY, "%s holds another store", dir));
+        memcpy(st->keys, keys_of->keys, sizeof *st->keys);
+    }
     CK_ENSURE(ck_keys__verify_mac(file.p, file.len, ck_store__subkey(st, CK_SUBKEY_META)) == CK_OK,
               ck_err__set(st, CK_EINTEGRITY, "the key-slot file was modified (MAC mismatch)"));
 
@@ -563,6 +604,17 @@ cleanup:
     }
     *out = st;
     return CK_OK;
+}
+
+CK_EXPORT int ck_open(ck_store **out, const char *dir, const ck_options *opts)
+{
+    return open_store(out, dir, opts, NULL, false);
+}
+
+int ck_store__open_ex(ck_store **out, const char *dir, const ck_options *opts,
+                      const ck_store *keys_of, bool exclusive)
+{
+    return open_store(out, dir, opts, keys_of, exclusive);
 }
 
 /* ------------------------------------------------------------------------ */

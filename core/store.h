@@ -268,6 +268,31 @@ struct ck_store {
 unsigned char *ck_store__key_take(ck_store *st);
 void ck_store__key_give(ck_store *st, unsigned char *k);
 
+/* A handle flag of its own (never in ck_options.flags): the store lock is
+ * held exclusively from the open on. */
+#define CK__OPEN_EXCLUSIVE 0x80000000u
+
+/* Open the store in `dir` as ck_open does, and:
+ *  - with keys_of != NULL, with the keys of that open store instead of a
+ *    secret (no key derivation): the key-slot file of `dir` must name the
+ *    same store and its MAC must hold under those keys (CK_EINTEGRITY
+ *    otherwise); the secrets of `opts` are then not used;
+ *  - with `exclusive`, holding the store lock exclusively (CK_EBUSY at once
+ *    when any handle, of this process or another, has the store open),
+ *    taken before any LMDB file is opened.
+ * For a restore. */
+int ck_store__open_ex(ck_store **out, const char *dir, const ck_options *opts,
+                      const ck_store *keys_of, bool exclusive);
+
+/* backup.c, for a restore. Copy file `name` of `from_dir` into `to_dir`
+ * (created 0600, fsync'ed); copy environment `e` entry by entry into a new
+ * file `name` of `to_dir` (as a backup does: no page is copied); copy the
+ * audit segments; remove a directory of plain files. Errors go to `st`. */
+int ck_backup__copy_file(ck_store *st, const char *from_dir, const char *to_dir, const char *name);
+int ck_backup__copy_env(ck_store *st, ck_env *e, const char *to_dir, const char *name);
+int ck_backup__copy_audit(ck_store *st, const char *from_dir, const char *to_dir);
+void ck_backup__remove_dir(const char *dir);
+
 /* Open both environments of st->dir and their databases again (after a
  * compaction replaced the files). */
 int ck_store__reopen_envs(ck_store *st);

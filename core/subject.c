@@ -386,6 +386,12 @@ void ck_subject__tomb_tag(uint8_t out[CK_TOMB_BYTES], const ck_store *st, ck_ind
     crypto_generichash_final(&h, out, CK_TOMB_BYTES);
 }
 
+void ck_subject__tomb_tag_sid(uint8_t out[CK_TOMB_BYTES], const ck_store *st,
+                              const uint8_t sid[CK_SUBJECT_ID_BYTES])
+{
+    ck_subject__tomb_tag(out, st, (ck_index_kind)0, 0, sid, CK_SUBJECT_ID_BYTES);
+}
+
 int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], uint8_t *tomb, ck_store *st,
                            ck_index_kind kind, const char *raw, size_t n, ck_buf *norm)
 {

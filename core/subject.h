@@ -76,6 +76,11 @@ int ck_wctx__commit_keys(ck_wctx *w);
 
 void ck_subject__tomb_tag(uint8_t out[CK_TOMB_BYTES], const ck_store *st, ck_index_kind kind,
                           uint16_t field_id, const uint8_t *norm, size_t n);
+/* The tombstone tag of a subject id: the same hash with kind 0 (no index
+ * kind) and field id 0 over the 16 bytes of the id. An erasure leaves it
+ * so that a restore recognises exactly that subject in an older backup. */
+void ck_subject__tomb_tag_sid(uint8_t out[CK_TOMB_BYTES], const ck_store *st,
+                              const uint8_t sid[CK_SUBJECT_ID_BYTES]);
 
 typedef struct ck_subj {
     uint8_t sid[CK_SUBJECT_ID_BYTES];
@@ -136,6 +141,14 @@ int ck_subject__data_key(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJE
 
 /* erase.c: is `tag` a tombstone of an erased subject? */
 int ck_erase__tombstoned(bool *out, ck_store *st, MDB_txn *txn, const uint8_t tag[CK_TOMB_BYTES]);
+
+/* erase.c: erase subject `sid` again after a restore, exactly as ck_erase
+ * does (audited with reason CK_ERASE_REPLAY_REASON, data key destroyed and
+ * scrubbed before the data is deleted), except that existing tombstones
+ * keep their time. Also finishes an erasure that lost its key only.
+ * CK_OK; CK_ENOTFOUND; and the errors of ck_erase. */
+#define CK_ERASE_REPLAY_REASON "restore-replay"
+int ck_erase__replay(ck_store *st, const uint8_t sid[CK_SUBJECT_ID_BYTES], const char *actor);
 
 /* Run `fn` in a data write transaction with a wctx and the current schema
  * (CK_ENOTFOUND when none was applied). The staged keys are committed

@@ -1045,8 +1045,10 @@ CK_EXPORT void ck_cursor_free(ck_cursor *c);
  * contact logs, index entries and record are deleted, and tombstones -
  * hashes of its ref and identifying values under a key of their own - are
  * written, so that a re-import of an old file cannot silently bring the
- * customer back (see ck_import_options and CK_IMPORT_RECREATE_ERASED).
- * The audit pseudonym in the receipt can no longer be recomputed once the
+ * customer back (see ck_import_options and CK_IMPORT_RECREATE_ERASED); so
+ * is a tombstone of the subject's id (not counted in the receipt's
+ * "tombstones"), by which ck_restore recognises the subject in an older
+ * backup. The audit pseudonym in the receipt can no longer be recomputed once the
  * key is gone. An erasure cut between the key's destruction and the data
  * commit (a crash) is finished by erasing the subject again.
  *
@@ -1368,6 +1370,169 @@ CK_EXPORT int ck_purge(char **out, ck_store *st, const ck_purge_options *opts, c
  */
 CK_EXPORT int ck_export(char **out, ck_store *st, const ck_who *who, const char *actor,
                         unsigned int flags);
+
+/* ------------------------------------------------------------------------ */
+/* Tombstones and restore                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An erasure leaves tombstones: keyed hashes (BLAKE2b-128 under the
+ * TOMBSTONE subkey of the root key) of the subject's ref, of each of its
+ * identifying values and of its id, with the time of the erasure - never
+ * the values, never the live blind-index bytes. They stop a re-import of
+ * an old file (ck_import_options) and let ck_restore erase again, in a
+ * restored backup, the subjects erased after it was made. Tags are
+ * comparable only under the root key that made them: a tombstone file
+ * serves the store it came from (and its backups and restores), no other.
+ */
+
+/*
+ * ck_tombstones_export - write every tombstone of the store to a file, so
+ * that the list survives the loss of the store (keep it apart from the
+ * store and its backups, and export again after erasures).
+ *
+ * count out: optional: the number of tombstones written.
+ * path  in:  the file; written to a temporary file beside it, fsync'ed,
+ *            renamed over `path` (an existing file is replaced), mode 0600.
+ * actor in:  who exports (audited, action "tombstones_export", strict,
+ *            before the file is written).
+ *
+ * The file (docs/storage-format.md, "Tombstone files") is versioned and
+ * authenticated: a MAC under a key derived from the store's root key
+ * covers the store id, every tag and time. It holds keyed hashes, not
+ * values in clear (SECURITY.md says what they reveal to a holder of the
+ * key). `ck_restore` reads it; a modified, forged, truncated or other
+ * store's file is refused there.
+ *
+ * Returns CK_OK; CK_EINVAL (no path or actor); CK_EDENIED (read-only);
+ * CK_EINTEGRITY (a malformed tombstone in the store); CK_EIO; CK_ENOSPC;
+ * CK_ENOMEM. On failure `path` is unchanged.
+ */
+CK_EXPORT int ck_tombstones_export(uint64_t *count, ck_store *st, const char *path,
+                                   const char *actor);
+
+#define CK_RESTORE_OPTIONS_VERSION 1
+
+/* What ck_restore is given besides the key. Start from
+ * CK_RESTORE_OPTIONS_INIT. Every pointer is borrowed for the call. */
+typedef struct ck_restore_options {
+    unsigned int version;               /* CK_RESTORE_OPTIONS_VERSION */
+    const char *actor;                  /* required: who restores (audited) */
+    const char *const *tombstone_files; /* files of ck_tombstones_export, or NULL */
+    size_t n_tombstone_files;
+} ck_restore_options;
+
+#define CK_RESTORE_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        CK_RESTORE_OPTIONS_VERSION, NULL, NULL, 0                                                  \
+    }
+
+#define CK_RESTORE_RESULT_VERSION 1
+
+/* What ck_restore did: counts, never a value. Start from
+ * CK_RESTORE_RESULT_INIT. */
+typedef struct ck_restore_result {
+    unsigned int version;         /* CK_RESTORE_RESULT_VERSION */
+    uint64_t subjects;            /* subjects in the backup */
+    uint64_t replayed;            /* of them, erased again: the sum of */
+    uint64_t replayed_by_id;      /*   named by the tombstone of their id */
+    uint64_t replayed_by_ref;     /*   by their ref's (erased before id tombstones existed) */
+    uint64_t replayed_by_value;   /*   by an identifying value's (subjects without a ref) */
+    uint64_t replayed_unfinished; /*   records whose data key was already destroyed (an
+                                       erasure cut short in the backup) */
+    uint64_t tombstones;          /* distinct tombstones applied, the union of: */
+    uint64_t tombstones_backup;   /*   the backup's */
+    uint64_t tombstones_target;   /*   the replaced store's */
+    uint64_t tombstones_files;    /*   the files' (entries read, duplicates included) */
+    uint64_t backup_audit_seq;    /* the last entry of the backup's audit log */
+    uint64_t target_audit_seq;    /* the last entry of the replaced store's log (0: none);
+                                     the entries after backup_audit_seq are not in the
+                                     restored log */
+    uint64_t audit_seq;           /* the restore's own entry in the restored log */
+    char *kept;                   /* where the replaced store was moved, or NULL when the
+                                     target held none; free with ck_free() */
+} ck_restore_result;
+
+#define CK_RESTORE_RESULT_INIT                                                                     \
+    {                                                                                              \
+        CK_RESTORE_RESULT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL                     \
+    }
+
+/*
+ * ck_restore - put the backup in `backup_dir` in place at `dir`, erasing
+ * again every subject of it that a tombstone names, before it is visible.
+ *
+ * out        out: optional: what was done; out->version must be set. Filled
+ *                 on CK_OK, and also on a failure after the new store was put
+ *                 in place (out->kept then says where the old one is).
+ * dir        in:  the target: absent, an empty directory, or a store.
+ * backup_dir in:  a copy made by ck_backup (left as it is: opened
+ *                 read-only; LMDB may create its lock files there).
+ * opts       in:  the key (key_file / passphrase) that opens the backup - and
+ *                 the target store, when there is one; flags: only
+ *                 CK_OPEN_NOSYNC; clock, audit mode and map size apply to
+ *                 the new store. Error detail goes to opts->errbuf (there
+ *                 is no handle to ask): it never holds a value.
+ * ro         in:  the actor and the tombstone files.
+ *
+ * The backup must open with the key (CK_EKEY otherwise: nothing changed)
+ * and its audit log must verify (CK_EINTEGRITY). A target that holds a
+ * store must open with the same key, hold the backup's store (the same
+ * root key: tags compare only under it; CK_EEXIST otherwise) and be open
+ * nowhere else: its store lock is taken exclusively (CK_EBUSY otherwise;
+ * nothing changed), so nobody can open it until the call returns.
+ *
+ * Tombstone replay: the union of the backup's tombstones, the target's and
+ * those of every file given (each must belong to the backup's store and
+ * authenticate: CK_EINTEGRITY for a modified, truncated or forged file;
+ * nothing changed) is written into the new store, and every subject of
+ * the backup whose records the union names is erased again, exactly as
+ * ck_erase does (audit entry "erase", reason "restore-replay", data key
+ * destroyed and scrubbed before the data is deleted). A subject is named
+ * by the tombstone of its id; or of its ref, or - for a subject without a
+ * ref - of one of its identifying values, when it was created at or before
+ * that erasure (a subject created after it, such as a customer re-created
+ * with CK_IMPORT_RECREATE_ERASED, is someone new). A subject without a ref
+ * that shares an identifying value with an erased subject and existed
+ * before that erasure is erased too (counted in replayed_by_value).
+ * Records whose data key is already gone are erased too. Every subject
+ * record is opened (its key unwrapped, its record authenticated):
+ * CK_EINTEGRITY when one does not open.
+ *
+ * All of this happens in a new directory beside the target
+ * ("<dir>.restore-XXXXXX"): the backup's data and keyring copied entry by
+ * entry (never page by page), its audit segments, and the target's key
+ * slots and audit-signing.key when it holds a store (so a secret removed
+ * after the backup stays removed). The restore is audited there (action
+ * "restore", with the counts); when subjects were erased the copy is
+ * compacted, so no byte of them is in any of its files; everything is
+ * fsync'ed. Then it is put in place atomically: exchanged with the old
+ * store by renameat2(RENAME_EXCHANGE) (renamed, for an absent or empty
+ * target), and the parent directory fsync'ed. A crash at any point leaves
+ * either the old or the new store whole at `dir` (and maybe a partial
+ * "<dir>.restore-XXXXXX" beside it: as sensitive as the backup; remove
+ * it). The old store is never deleted: it is kept at
+ * "<dir>.replaced-XXXXXX" (out->kept) with everything written after the
+ * backup - data, consent changes, audit entries, which the restored store
+ * does not have: its audit log is the backup's followed by the restore's
+ * entries, and verifies.
+ *
+ * No handle of the calling process may have `backup_dir` open (LMDB
+ * forbids opening an environment twice in one process); one on `dir` is
+ * detected (CK_EBUSY).
+ *
+ * Returns CK_OK; CK_EINVAL (arguments; the backup is the target; the
+ * target is a symbolic link);
+ * CK_EKEY; CK_ENOTFOUND (no store in backup_dir, no tombstone file, no
+ * parent directory); CK_EEXIST (the target is a file, a non-empty
+ * directory without a store, or another store); CK_EBUSY; CK_EINTEGRITY;
+ * CK_EFORMAT; CK_EVERSION; CK_EIO (also: the file system cannot exchange
+ * directories atomically); CK_ENOSPC; CK_ENOMEM. On failure nothing
+ * changed at `dir`, unless out->kept is set: then the new store is in
+ * place and only its last fsync or the renaming of the old one failed.
+ */
+CK_EXPORT int ck_restore(ck_restore_result *out, const char *dir, const char *backup_dir,
+                         const ck_options *opts, const ck_restore_options *ro);
 
 /* ------------------------------------------------------------------------ */
 /* Audit log                                                                */

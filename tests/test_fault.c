@@ -2,9 +2,10 @@
  * test_fault.c - make the Nth allocation / write / fsync / transaction
  * begin or commit fail, for every N, through init, open, a key-slot change,
  * a sealed write, an import, a consent change, a release, a purge, an
- * export and a batch erasure. At every N the call must fail cleanly (an
- * error code, no crash, no leak under LeakSanitizer) and leave the store as
- * it was: nothing committed lost, nothing half-written visible.
+ * export, a batch erasure and a restore. At every N the call must fail
+ * cleanly (an error code, no crash, no leak under LeakSanitizer) and leave
+ * the store as it was: nothing committed lost, nothing half-written
+ * visible; a restore leaves the old store or the new one, whole.
  *
  * Needs a build with -DCK_FAULT_INJECTION=ON (the CI sanitizer build);
  * elsewhere every test is skipped, and says so.
@@ -761,6 +762,119 @@ static void test_erase_batch_every_fault(void **state)
     assert_true(n > 20 && n < MAX_N);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Restore                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Names in `dir` that contain `part`; the first one into `out`. */
+static int find_name(const char *dir, const char *part, char *out, size_t max)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, part) != NULL) {
+            if (n++ == 0 && out != NULL)
+                tu_path(out, max, dir, e->d_name);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* The store a restore of the backup makes: r0 erased again, the others
+ * whole, the log verifying. */
+static void assert_new_store_whole(const fx *f)
+{
+    ck_store *st = open_store(f);
+    unsigned char sid[CK_SUBJECT_ID_BYTES];
+    ck_who w0 = {CK_BY_REF, "r0", 0, NULL, NULL, NULL};
+    ck_who m0 = {CK_BY_LOOKUP, "p0@x.fr", 0, "email", NULL, NULL};
+    assert_int_equal(ck_subject_find(sid, st, &w0), CK_ENOTFOUND);
+    assert_int_equal(ck_subject_find(sid, st, &m0), CK_ENOTFOUND);
+    assert_true(subject_whole(st, "r1"));
+    assert_true(subject_whole(st, "r2"));
+    assert_log_verifies(st);
+    ck_close(st);
+}
+
+/* A restore over a store, with a fault at every call in turn: it fails
+ * cleanly with the old store whole at the target and no copy left beside
+ * it, or the new store is whole at the target (also when a step after the
+ * exchange failed) and the old one kept. */
+static void test_restore_every_fault(void **state)
+{
+    fx *f = *state;
+    make_store(f);
+    ck_store *st = open_store(f);
+    ck_importer *imp = NULL;
+    ck_import_options io = CK_IMPORT_OPTIONS_INIT;
+    const char *text = "{\"ref\":\"r0\",\"fields\":{\"email\":\"p0@x.fr\",\"city\":\"C0\"},"
+                       "\"consent\":{\"news\":true}}\n"
+                       "{\"ref\":\"r1\",\"fields\":{\"email\":\"p1@x.fr\",\"city\":\"C1\"},"
+                       "\"consent\":{\"news\":true}}\n"
+                       "{\"ref\":\"r2\",\"fields\":{\"email\":\"p2@x.fr\",\"city\":\"C2\"},"
+                       "\"consent\":{\"news\":true}}\n";
+    assert_int_equal(ck_import_begin(&imp, st, &io), CK_OK);
+    assert_int_equal(ck_import_feed(imp, text, strlen(text)), CK_OK);
+    assert_int_equal(ck_import_finish(imp, NULL), CK_OK);
+    char bk[PATH_MAX];
+    tu_path(bk, sizeof bk, f->root, "bk");
+    assert_int_equal(ck_backup(st, bk, "dpo"), CK_OK);
+    ck_who w0 = {CK_BY_REF, "r0", 0, NULL, NULL, NULL};
+    assert_int_equal(ck_erase(NULL, st, &w0, "art17", "dpo"), CK_OK);
+    ck_close(st);
+    unsigned char old[32], now[32];
+    tu_digest_store(old, f->dir);
+
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        char err[CK_ERRMSG_MAX] = "";
+        ck_options o = CK_OPTIONS_INIT;
+        o.key_file = f->key;
+        o.errbuf = err;
+        o.errbuf_max = sizeof err;
+        ck_restore_options ro = CK_RESTORE_OPTIONS_INIT;
+        ro.actor = "dpo";
+        ck_restore_result res = CK_RESTORE_RESULT_INIT;
+        if (getenv("CK_FAULT_TRACE"))
+            fprintf(stderr, "restore n=%lu\n", n);
+        ck_fault__arm(n);
+        int rc = ck_restore(&res, f->dir, bk, &o, &ro);
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        if (rc != CK_OK && !(rc == CK_ENOMEM || rc == CK_EIO || rc == CK_ENOSPC))
+            fail_msg("fault %lu: restore failed with %d: %s", n, rc, err);
+        if (res.kept == NULL) {
+            /* Not done: the old store, as it was, and nothing beside it. */
+            assert_true(rc != CK_OK);
+            tu_digest_store(now, f->dir);
+            if (memcmp(old, now, 32) != 0)
+                fail_msg("fault %lu: a failed restore (%s) changed the store", n, err);
+            if (find_name(f->root, ".restore-", NULL, 0) != 0)
+                fail_msg("fault %lu: a failed restore (%s) left its copy", n, err);
+            continue;
+        }
+        /* Done, or failed after the exchange: the new store, whole; the
+         * old one kept whole. Put the old one back for the next round. */
+        assert_new_store_whole(f);
+        char kept[PATH_MAX];
+        snprintf(kept, sizeof kept, "%s", res.kept);
+        ck_free(res.kept);
+        tu_digest_store(now, kept);
+        if (memcmp(old, now, 32) != 0)
+            fail_msg("fault %lu: the kept store is not the old one", n);
+        tu_rmtree(f->dir);
+        assert_int_equal(rename(kept, f->dir), 0);
+        assert_int_equal(find_name(f->root, ".restore-", NULL, 0), 0);
+        assert_int_equal(find_name(f->root, ".replaced-", NULL, 0), 0);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 50 && n < MAX_N);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -775,6 +889,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_purge_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_batch_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_every_fault, setup, teardown),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }
