@@ -192,7 +192,7 @@ static int audit_subject(purge_ctx *c, const ck_subj *s, const ck_schema_field *
         uint32_t k = nrm - done < PURGE_FIELDS_PER_ENTRY ? nrm - done : PURGE_FIELDS_PER_ENTRY;
         ck_audit_withheld_field *wh = k ? ck_arena__alloc(&c->aarena, k * sizeof *wh) : NULL;
         ck_audit_detail_item *d = ck_arena__alloc(&c->aarena, 2 * sizeof *d);
-        ck_audit_entry *e;
+        ck_audit_entry *e = NULL;
         if ((k && wh == NULL) || d == NULL)
             return ck_err__set(st, CK_ENOMEM, "out of memory");
         for (uint32_t i = 0; i < k; i++)
@@ -212,7 +212,7 @@ static int audit_subject(purge_ctx *c, const ck_subj *s, const ck_schema_field *
     } while (done < nrm);
     for (uint32_t i = 0; i < nex; i++) {
         ck_audit_detail_item *d = ck_arena__alloc(&c->aarena, 2 * sizeof *d);
-        ck_audit_entry *e;
+        ck_audit_entry *e = NULL;
         if (d == NULL)
             return ck_err__set(st, CK_ENOMEM, "out of memory");
         d[0] = (ck_audit_detail_item){"state", ck_consent__state_name(CK_CONSENT_EXPIRED), 0};

@@ -326,7 +326,7 @@ typedef struct world {
 
 static void ref_of(char *out, size_t max, int s)
 {
-    snprintf(out, max, "S%02d", s);
+    snprintf(out, max, "S%02u", (unsigned)s % 100u); /* s < M_MAXS <= 100 */
 }
 
 static void rel_time(char *out, size_t max, int64_t t)
