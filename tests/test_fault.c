@@ -2,7 +2,7 @@
  * test_fault.c - make the Nth allocation / write / fsync / transaction
  * begin or commit fail, for every N, through init, open, a key-slot change,
  * a sealed write, an import, a consent change, a release, a purge, an
- * export, a batch erasure and a restore. At every N the call must fail
+ * export, a batch erasure, a restore and a compaction. At every N the call must fail
  * cleanly (an error code, no crash, no leak under LeakSanitizer) and leave
  * the store as it was: nothing committed lost, nothing half-written
  * visible; a restore leaves the old store or the new one, whole.
@@ -875,6 +875,61 @@ static void test_restore_every_fault(void **state)
     assert_true(n > 50 && n < MAX_N);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Compaction                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A compaction after an erasure, with a fault at every call in turn: it
+ * fails cleanly or succeeds; either way, reopened, the store holds the two
+ * live subjects whole, the erased one stays erased, and the log verifies
+ * (the files in place are the old ones or the new ones, never a mix that
+ * loses data). */
+static void test_compact_every_fault(void **state)
+{
+    fx *f = *state;
+    make_store(f);
+    ck_store *st = open_store(f);
+    ck_importer *imp = NULL;
+    ck_import_options io = CK_IMPORT_OPTIONS_INIT;
+    const char *text = "{\"ref\":\"r0\",\"fields\":{\"email\":\"p0@x.fr\",\"city\":\"C0\"},"
+                       "\"consent\":{\"news\":true}}\n"
+                       "{\"ref\":\"r1\",\"fields\":{\"email\":\"p1@x.fr\",\"city\":\"C1\"},"
+                       "\"consent\":{\"news\":true}}\n"
+                       "{\"ref\":\"r2\",\"fields\":{\"email\":\"p2@x.fr\",\"city\":\"C2\"},"
+                       "\"consent\":{\"news\":true}}\n";
+    assert_int_equal(ck_import_begin(&imp, st, &io), CK_OK);
+    assert_int_equal(ck_import_feed(imp, text, strlen(text)), CK_OK);
+    assert_int_equal(ck_import_finish(imp, NULL), CK_OK);
+    ck_who w0 = {CK_BY_REF, "r0", 0, NULL, NULL, NULL};
+    assert_int_equal(ck_erase(NULL, st, &w0, "art17", "dpo"), CK_OK);
+    ck_close(st);
+
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        st = open_store(f);
+        ck_fault__arm(n);
+        int rc = ck_compact(st, "dpo");
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        if (rc != CK_OK) {
+            assert_clean_failure(rc);
+            if (ck_errmsg(st)[0] == '\0')
+                fail_msg("fault %lu: compact failed (%d) without a message", n, rc);
+        }
+        ck_close(st); /* after a failure past the copy the handle is unusable */
+        st = open_store(f);
+        unsigned char sid[CK_SUBJECT_ID_BYTES];
+        assert_int_equal(ck_subject_find(sid, st, &w0), CK_ENOTFOUND);
+        if (!subject_whole(st, "r1") || !subject_whole(st, "r2"))
+            fail_msg("fault %lu: a live subject is gone after compact (%d)", n, rc);
+        assert_log_verifies(st);
+        ck_close(st);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 10 && n < MAX_N);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -890,6 +945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_export_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_batch_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_every_fault, setup, teardown),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }
