@@ -1714,6 +1714,8 @@ typedef struct apply_ctx {
     ck_schema *base; /* the current schema in the write txn, or NULL */
     ck_schema *next; /* the schema built from the file */
     bool changed;
+    bool audited; /* the change's entry is written: a rerun of the body
+                     (the map grew) does not write it again */
     uint64_t deleted;
 } apply_ctx;
 
@@ -1903,7 +1905,19 @@ static int apply_txn(ck_store *st, MDB_txn *txn, void *ctx)
         CK_GUARD(drop_fields(st, txn, c));
     }
     CK_GUARD(store_record(st, txn, c->next));
-    /* audit: written by ck_schema_apply once this commits */
+    /* Audited, durably, before the change commits (fail closed): a change
+     * the log cannot record is not made. */
+    if (!c->audited) {
+        ck_audit_detail_item d[] = {{"version", NULL, (int64_t)c->next->version},
+                                    {"values_deleted", NULL, (int64_t)c->deleted}};
+        ck_audit_entry e = CK_AUDIT_ENTRY_INIT;
+        e.actor = "ckstore";
+        e.action = "schema";
+        e.detail = d;
+        e.n_detail = CK_ARRAY_LEN(d);
+        CK_GUARD(ck_audit__append(st, &e, true, NULL, NULL));
+        c->audited = true;
+    }
     c->changed = true;
     rc = CK_OK;
 cleanup:
@@ -2017,7 +2031,7 @@ CK_EXPORT int ck_schema_apply(ck_store *st, const char *json, size_t len, unsign
     int rc;
     char err[CK_ERRMSG_MAX];
     ck_schema *check = NULL;
-    apply_ctx c = {json, len, flags, NULL, NULL, false, 0};
+    apply_ctx c = {json, len, flags, NULL, NULL, false, false, 0};
 
     if (st == NULL)
         return CK_EINVAL;
@@ -2044,19 +2058,8 @@ CK_EXPORT int ck_schema_apply(ck_store *st, const char *json, size_t len, unsign
         return ck_err__set(st, CK_EDENIED, "the store is open read-only");
 
     CK_GUARD(ck_env__write(st, &st->data, apply_txn, &c));
-    if (c.changed) {
-        install(st, c.next);
-        /* Logged once committed (never inside the transaction body, which
-         * may run again when the map grows); always durable. */
-        ck_audit_detail_item d[] = {{"version", NULL, (int64_t)c.next->version},
-                                    {"values_deleted", NULL, (int64_t)c.deleted}};
-        ck_audit_entry e = CK_AUDIT_ENTRY_INIT;
-        e.actor = "ckstore";
-        e.action = "schema";
-        e.detail = d;
-        e.n_detail = CK_ARRAY_LEN(d);
-        CK_GUARD(ck_audit__append(st, &e, true, NULL, NULL));
-    }
+    if (c.changed)
+        install(st, c.next); /* audited in apply_txn, before the commit */
     if (out != NULL) {
         out->schema_version = c.changed ? c.next->version : c.base->version;
         out->changed = c.changed ? 1 : 0;

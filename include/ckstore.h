@@ -479,8 +479,9 @@ typedef struct ck_schema_apply_result {
  * subject holds a value for it is refused (CK_EDENIED, the message says how
  * many subjects hold it) unless CK_SCHEMA_FORCE is given, in which case
  * those values are deleted in the same transaction. A schema identical to
- * the current one writes nothing (out->changed = 0). A failed call changes
- * nothing.
+ * the current one writes nothing (out->changed = 0). A change is audited
+ * (action "schema", fsync'ed) before it commits: one the log cannot
+ * record is not made. A failed call changes nothing.
  *
  * Returns CK_OK; CK_EINVAL for an invalid schema, ck_errmsg() naming the
  * place and the problem (`purposes.analytics.minimize.birth_date: unknown

@@ -2,10 +2,10 @@
  * test_fault.c - make the Nth allocation / write / fsync / transaction
  * begin or commit fail, for every N, through init, open, a key-slot change,
  * a sealed write, an import, a consent change, a release, a purge, an
- * export, a batch erasure, a restore and a compaction. At every N the call must fail
- * cleanly (an error code, no crash, no leak under LeakSanitizer) and leave
- * the store as it was: nothing committed lost, nothing half-written
- * visible; a restore leaves the old store or the new one, whole.
+ * export, a batch erasure, a restore, a compaction and a schema change. At every N the call must
+ * fail cleanly (an error code, no crash, no leak under LeakSanitizer) and leave the store as it
+ * was: nothing committed lost, nothing half-written visible; a restore leaves the old store or the
+ * new one, whole.
  *
  * Needs a build with -DCK_FAULT_INJECTION=ON (the CI sanitizer build);
  * elsewhere every test is skipped, and says so.
@@ -876,6 +876,67 @@ static void test_restore_every_fault(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Schema change                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A second schema (a field and a purpose more) applied with a fault at
+ * every call in turn: it fails cleanly and the store keeps version 1, or
+ * it succeeds with version 2; reopened, the version read back is the one
+ * the call said, the subject written under version 1 is whole, and the
+ * log verifies. */
+static void test_schema_apply_every_fault(void **state)
+{
+    static const char v2[] =
+        "{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\","
+        "\"identifying\":true},\"city\":{\"type\":\"string\",\"sensitivity\":\"personal\"},"
+        "\"born\":{\"type\":\"date\",\"sensitivity\":\"personal\"},"
+        "\"nick\":{\"type\":\"string\",\"sensitivity\":\"personal\"}},"
+        "\"purposes\":{\"news\":{\"basis\":\"consent\",\"description\":\"d\",\"benefit\":\"b\","
+        "\"fields\":[\"email\",\"city\"]},\"records\":{\"basis\":\"legal_obligation\","
+        "\"description\":\"d\",\"benefit\":\"b\",\"fields\":[\"city\"],"
+        "\"hold\":{\"fields\":[\"city\"],\"days\":30}},"
+        "\"club\":{\"basis\":\"contract\",\"description\":\"d\",\"benefit\":\"b\","
+        "\"fields\":[\"nick\"]}}}";
+    fx *f = *state;
+    make_store(f);
+    ck_store *st = open_store(f);
+    ck_who w = {CK_BY_REF, "r1", 0, NULL, NULL, NULL};
+    const char *js = "{\"email\":\"p1@x.fr\",\"city\":\"C1\"}";
+    assert_int_equal(ck_put_json(NULL, st, &w, js, strlen(js), CK_PUT_CREATE), CK_OK);
+    ck_consent c = CK_CONSENT_INIT;
+    c.purpose = "news";
+    c.state = CK_CONSENT_GRANTED;
+    assert_int_equal(ck_consent_record(st, &w, &c, "crm"), CK_OK);
+    ck_close(st);
+
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        st = open_store(f);
+        ck_fault__arm(n);
+        int rc = ck_schema_apply(st, v2, strlen(v2), 0, NULL);
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        if (rc != CK_OK)
+            assert_clean_failure(rc);
+        ck_close(st);
+        st = open_store(f);
+        uint32_t ver = 0;
+        assert_int_equal(ck_schema_version(&ver, st), CK_OK);
+        if (ver != (rc == CK_OK ? 2u : 1u))
+            fail_msg("fault %lu: apply returned %d, the store has version %u", n, rc, ver);
+        assert_true(subject_whole(st, "r1"));
+        assert_log_verifies(st);
+        if (rc == CK_OK) {
+            ck_close(st);
+            break;
+        }
+        ck_close(st);
+        (void)seen;
+    }
+    assert_true(n > 5 && n < MAX_N);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Compaction                                                                */
 /* ------------------------------------------------------------------------ */
 
@@ -946,6 +1007,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_erase_batch_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_apply_every_fault, setup, teardown),
     };
     return cmocka_run_group_tests_name("fault", tests, NULL, NULL);
 }
