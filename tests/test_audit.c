@@ -777,23 +777,37 @@ static void test_two_processes_rolling_segments(void **state)
 
 /* A batched append keeps the flock for a short lease; a process that then
  * goes quiet must give it back, or every other process's appends would
- * wait forever. Two handles hold two open file descriptions, so their
- * flocks exclude each other as two processes' do. */
+ * wait forever. The child is forked before the parent opens the store (no
+ * thread may be running at a fork: ThreadSanitizer), waits until the
+ * parent has appended and gone quiet, then appends, strict, under an
+ * alarm that kills it if the lease is never given back. */
 static void test_lease_given_back(void **state)
 {
     fx *f = *state;
     ck_close(init_store(f));
-    ck_store *a = open_store(f, 0);
-    assert_int_equal(append_n(a, 1, false), CK_OK);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) != 1)
+            _exit(2);
         alarm(10); /* a lease never given back kills the child */
-        ck_store *b = open_store(f, 0);
+        ck_options o = opts_for(f, CK_AUDIT_BATCHED, 0);
+        ck_store *b = NULL;
+        if (ck_open(&b, f->dir, &o) != CK_OK)
+            _exit(3);
         int rc = append_n(b, 2, true);
         ck_close(b);
         _exit(rc == CK_OK ? 0 : 1);
     }
+    close(go[0]);
+    ck_store *a = open_store(f, 0);
+    assert_int_equal(append_n(a, 1, false), CK_OK); /* takes the lease */
+    assert_int_equal(write(go[1], "g", 1), 1);      /* then goes quiet */
+    close(go[1]);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
