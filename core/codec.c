@@ -658,3 +658,13 @@ int ck_codec__decode(ck_value *out, ck_type expect, const uint8_t *p, size_t n, 
 cleanup:
     return rc;
 }
+
+void ck_ts__text(char out[CK_TS_TEXT_MAX], int64_t sec)
+{
+    ck_value tv;
+    memset(&tv, 0, sizeof tv);
+    tv.type = CK_TYPE_TIMESTAMP;
+    tv.u.ts.sec = sec;
+    if (ck_ts__format(out, CK_TS_TEXT_MAX, &tv) != CK_OK)
+        snprintf(out, CK_TS_TEXT_MAX, "%lld", (long long)sec);
+}

@@ -478,16 +478,6 @@ static int erase_fn(ck_wctx *w, void *ctx)
 /* Receipts                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void ts_text(char out[CK_TS_TEXT_MAX], int64_t sec)
-{
-    ck_value tv;
-    memset(&tv, 0, sizeof tv);
-    tv.type = CK_TYPE_TIMESTAMP;
-    tv.u.ts.sec = sec;
-    if (ck_ts__format(out, CK_TS_TEXT_MAX, &tv) != CK_OK)
-        snprintf(out, CK_TS_TEXT_MAX, "%lld", (long long)sec);
-}
-
 static int appendf(ck_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int appendf(ck_buf *b, const char *fmt, ...)
 {
@@ -508,7 +498,7 @@ static int receipt(ck_buf *b, const erase_run *run, const erase_item *it)
     char at[CK_TS_TEXT_MAX];
     sodium_bin2hex(pn, sizeof pn, it->pn, sizeof it->pn);
     sodium_bin2hex(hs, sizeof hs, it->hash, sizeof it->hash);
-    ts_text(at, run->at);
+    ck_ts__text(at, run->at);
     ck_buf__reset(b);
     CK_TRY(appendf(b,
                    "{\"erased\":true,\"subject\":\"%s\",\"at\":\"%s\",\"reason\":\"%s\","
@@ -523,7 +513,7 @@ static int receipt(ck_buf *b, const erase_run *run, const erase_item *it)
         const ck_hold_new *hn = &it->holds[h];
         char id[2 * CK_HOLD_ID_BYTES + 1], until[CK_TS_TEXT_MAX];
         sodium_bin2hex(id, sizeof id, hn->id, sizeof hn->id);
-        ts_text(until, hn->until);
+        ck_ts__text(until, hn->until);
         CK_TRY(appendf(b, "%s{\"hold\":\"%s\",\"purpose\":\"%s\",\"basis\":\"%s\",\"description\":",
                        h > 0 ? "," : "", id, hn->purpose, ck_schema__basis_name(hn->basis)));
         CK_TRY(ck_value__json_string(b, hn->description, strlen(hn->description)));

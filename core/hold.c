@@ -329,17 +329,6 @@ static int parse_id(uint8_t id[CK_HOLD_ID_BYTES], ck_store *st, const char *hex)
     return CK_OK;
 }
 
-/* An RFC 3339 UTC text of Unix seconds. */
-static void ts_text(char out[CK_TS_TEXT_MAX], int64_t sec)
-{
-    ck_value tv;
-    memset(&tv, 0, sizeof tv);
-    tv.type = CK_TYPE_TIMESTAMP;
-    tv.u.ts.sec = sec;
-    if (ck_ts__format(out, CK_TS_TEXT_MAX, &tv) != CK_OK)
-        snprintf(out, CK_TS_TEXT_MAX, "%lld", (long long)sec);
-}
-
 static int append_cstr(ck_buf *b, const char *s)
 {
     return ck_buf__append(b, s, strlen(s));
@@ -349,8 +338,8 @@ static int append_cstr(ck_buf *b, const char *s)
 static int hold_json(ck_buf *b, const held *h, const char *id_hex)
 {
     char kept[CK_TS_TEXT_MAX], until[CK_TS_TEXT_MAX];
-    ts_text(kept, h->kept_at);
-    ts_text(until, h->until);
+    ck_ts__text(kept, h->kept_at);
+    ck_ts__text(until, h->until);
     CK_TRY(append_cstr(b, "{\"hold\":\""));
     CK_TRY(append_cstr(b, id_hex));
     CK_TRY(append_cstr(b, "\",\"purpose\":"));
@@ -400,7 +389,7 @@ CK_EXPORT int ck_hold_get(char **out, ck_store *st, const char *hold_id, const c
     int64_t now = ck_store__now(st);
     if (now >= h.until) {
         char until[CK_TS_TEXT_MAX];
-        ts_text(until, h.until);
+        ck_ts__text(until, h.until);
         rc = ck_err__set(st, CK_EDENIED,
                          "this hold ended at %s: the obligation is over and nothing is released "
                          "(hold expire destroys it)",

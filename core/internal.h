@@ -378,4 +378,9 @@ int ck_ts__parse(ck_value *out, const char *s, size_t n);
  */
 int ck_ts__format(char *out, size_t out_max, const ck_value *v);
 
+/* Unix seconds `sec` as RFC 3339 UTC text ("2026-11-23T16:00:00Z"), or as
+ * the decimal integer when it has no such form (a year past 9999): for
+ * receipts and hold records, which must say something either way. */
+void ck_ts__text(char out[CK_TS_TEXT_MAX], int64_t sec);
+
 #endif /* CK_INTERNAL_H */
