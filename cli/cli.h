@@ -159,6 +159,10 @@ int cli_who_check(cli_who *w, const char *cmd, const char *purpose, const char *
 /* Report an unknown option or a missing argument (opterr = 0 mode) and
  * return EXIT_USAGE. `argv`, `cmd`: the command's. */
 int cli_bad_option(char **argv, const char *cmd);
+/* Parse a command whose only option is --actor A into *actor (left as it
+ * is when not given); positional arguments stay from optind on. EXIT_OK,
+ * or EXIT_USAGE reported (cli_bad_option) with `cmd` in the message. */
+int cli_actor_option(int argc, char **argv, const char *cmd, const char **actor);
 
 /* put, import, alias (cmd_data.c). */
 int cmd_put(cli *c, int argc, char **argv);

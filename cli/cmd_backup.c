@@ -26,21 +26,14 @@ const char HELP_BACKUP[] =
 int cmd_backup(cli *c, int argc, char **argv)
 {
     const char *actor = NULL;
-    static const struct option opts[] = {{"actor", required_argument, NULL, 'a'},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'a')
-            actor = optarg;
-        else
-            return cli_bad_option(argv, "backup");
-    }
+    int code = cli_actor_option(argc, argv, "backup", &actor);
+    if (code != EXIT_OK)
+        return code;
     if (optind + 1 != argc || actor == NULL)
         return cli_fail(EXIT_USAGE, "backup needs DEST and --actor A (see ckstore backup --help)");
     const char *dest = argv[optind];
     ck_store *st = NULL;
-    int code = cli_open(c, &st, 0);
+    code = cli_open(c, &st, 0);
     if (code != EXIT_OK)
         return code;
     int rc = ck_backup(st, dest, actor);
@@ -72,20 +65,13 @@ const char HELP_COMPACT[] =
 int cmd_compact(cli *c, int argc, char **argv)
 {
     const char *actor = NULL;
-    static const struct option opts[] = {{"actor", required_argument, NULL, 'a'},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'a')
-            actor = optarg;
-        else
-            return cli_bad_option(argv, "compact");
-    }
+    int code = cli_actor_option(argc, argv, "compact", &actor);
+    if (code != EXIT_OK)
+        return code;
     if (optind != argc || actor == NULL)
         return cli_fail(EXIT_USAGE, "compact needs --actor A (see ckstore compact --help)");
     ck_store *st = NULL;
-    int code = cli_open(c, &st, 0);
+    code = cli_open(c, &st, 0);
     if (code != EXIT_OK)
         return code;
     int rc = ck_compact(st, actor);

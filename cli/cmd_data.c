@@ -125,6 +125,21 @@ int cli_bad_option(char **argv, const char *cmd)
                     (int)(n > 64 ? 64 : n), arg, cmd);
 }
 
+int cli_actor_option(int argc, char **argv, const char *cmd, const char **actor)
+{
+    static const struct option opts[] = {{"actor", required_argument, NULL, 'a'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'a')
+            *actor = optarg;
+        else
+            return cli_bad_option(argv, cmd);
+    }
+    return EXIT_OK;
+}
+
 int cli_who_option(cli_who *w, int opt, char *arg)
 {
     switch (opt) {

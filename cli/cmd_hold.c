@@ -34,25 +34,10 @@ const char HELP_HOLD[] =
     "Exit 0; 2 usage; 3 no such hold (never made, or destroyed); 4 its time is\n"
     "over; 5 a hold was tampered with; 6 a malformed id.\n";
 
-static int parse_actor(int argc, char **argv, const char *what, const char **actor)
-{
-    static const struct option opts[] = {{"actor", required_argument, NULL, 'a'},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'a')
-            *actor = optarg;
-        else
-            return cli_bad_option(argv, what);
-    }
-    return EXIT_OK;
-}
-
 static int hold_show(cli *c, int argc, char **argv)
 {
     const char *actor = NULL;
-    int code = parse_actor(argc, argv, "hold show", &actor);
+    int code = cli_actor_option(argc, argv, "hold show", &actor);
     if (code != EXIT_OK)
         return code;
     if (optind + 1 != argc || actor == NULL)
@@ -81,7 +66,7 @@ static int hold_show(cli *c, int argc, char **argv)
 static int hold_expire(cli *c, int argc, char **argv)
 {
     const char *actor = NULL;
-    int code = parse_actor(argc, argv, "hold expire", &actor);
+    int code = cli_actor_option(argc, argv, "hold expire", &actor);
     if (code != EXIT_OK)
         return code;
     if (optind != argc || actor == NULL)

@@ -30,22 +30,15 @@ const char HELP_TOMBSTONES[] =
 static int tombstones_export(cli *c, int argc, char **argv)
 {
     const char *actor = NULL;
-    static const struct option opts[] = {{"actor", required_argument, NULL, 'a'},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'a')
-            actor = optarg;
-        else
-            return cli_bad_option(argv, "tombstones export");
-    }
+    int code = cli_actor_option(argc, argv, "tombstones export", &actor);
+    if (code != EXIT_OK)
+        return code;
     if (optind + 1 != argc || actor == NULL)
         return cli_fail(EXIT_USAGE, "tombstones export needs FILE and --actor A (see ckstore "
                                     "tombstones --help)");
     const char *file = argv[optind];
     ck_store *st = NULL;
-    int code = cli_open(c, &st, 0);
+    code = cli_open(c, &st, 0);
     if (code != EXIT_OK)
         return code;
     uint64_t n = 0;
