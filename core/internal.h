@@ -120,6 +120,11 @@ char *ck_out__strndup(const char *s, size_t n);
  * breaks with any other allocator (the ckstore tool sets one that wipes).
  * NULL is a no-op. */
 void ck_out__json_text_free(char *text);
+/* `root` dumped with json_dumps `flags` into a new caller-owned block
+ * (*out, freed and wiped by ck_free); Jansson's own text is freed as
+ * above. CK_OK, or CK_ENOMEM with *out NULL (no message set). */
+struct json_t; /* <jansson.h> */
+int ck_out__json(char **out, const struct json_t *root, size_t flags);
 
 /* Fault injection hook (test builds, CK_FAULT_INJECTION defined): returns
  * true when the call named by `site` must fail. Always false otherwise. */

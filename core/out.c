@@ -58,3 +58,11 @@ void ck_out__json_text_free(char *text)
     sodium_memzero(text, strlen(text));
     jfree(text);
 }
+
+int ck_out__json(char **out, const json_t *root, size_t flags)
+{
+    char *text = json_dumps(root, flags);
+    *out = text != NULL ? ck_out__strndup(text, strlen(text)) : NULL;
+    ck_out__json_text_free(text);
+    return *out != NULL ? CK_OK : CK_ENOMEM;
+}

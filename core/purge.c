@@ -462,15 +462,8 @@ static int figures_json(char **out, ck_store *st, const figures *f, bool dry)
         json_object_set_new(root, "holds_expired", json_integer((json_int_t)f->holds)) != 0 ||
         json_object_set(root, "by_field", bf) != 0 || json_object_set(root, "by_purpose", bp) != 0)
         rc = ck_err__set(st, CK_ENOMEM, "out of memory");
-    char *text = rc == CK_OK ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (rc == CK_OK && text == NULL)
+    if (rc == CK_OK && ck_out__json(out, root, JSON_COMPACT | JSON_PRESERVE_ORDER) != CK_OK)
         rc = ck_err__set(st, CK_ENOMEM, "out of memory");
-    if (rc == CK_OK) {
-        *out = ck_out__strndup(text, strlen(text));
-        if (*out == NULL)
-            rc = ck_err__set(st, CK_ENOMEM, "out of memory");
-    }
-    ck_out__json_text_free(text);
     json_decref(bf);
     json_decref(bp);
     json_decref(root);

@@ -370,7 +370,6 @@ CK_EXPORT int ck_audit_report_json(char **out, ck_store *st, const ck_audit_filt
     report r;
     memset(&r, 0, sizeof r);
     json_t *consents_now = NULL, *root = NULL;
-    char *text = NULL;
     r.purpose = f != NULL ? f->purpose : NULL;
     r.purposes = json_object();
     r.actors = json_object();
@@ -418,13 +417,10 @@ CK_EXPORT int ck_audit_report_json(char **out, ck_store *st, const ck_audit_filt
     consents_now = NULL; /* owned by the pack (or freed by it on failure) */
     CK_ENSURE(!bad, ck_err__set(st, CK_ENOMEM, "out of memory"));
 
-    text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-    CK_ENSURE(text != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
-    *out = ck_out__strndup(text, strlen(text));
-    CK_ENSURE(*out != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
+    CK_ENSURE(ck_out__json(out, root, JSON_COMPACT | JSON_SORT_KEYS) == CK_OK,
+              ck_err__set(st, CK_ENOMEM, "out of memory"));
     rc = CK_OK;
 cleanup:
-    ck_out__json_text_free(text);
     json_decref(root);
     json_decref(consents_now);
     json_decref(r.purposes);

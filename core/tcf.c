@@ -690,7 +690,6 @@ int ck_tcf__to_json(char **out, const ck_tcf *t)
         return CK_EINVAL;
     int rc;
     bool ok = true;
-    char *text = NULL;
     json_t *root = json_object();
     json_t *prs = json_array();
 
@@ -732,13 +731,8 @@ int ck_tcf__to_json(char **out, const ck_tcf *t)
     jset(root, "publisherCustomLegitimateInterests",
          bits_json(t->custom_li, t->num_custom_purposes, &ok), &ok);
     CK_ENSURE(ok, CK_ENOMEM);
-    text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    CK_ENSURE(text != NULL, CK_ENOMEM);
-    *out = ck_out__strndup(text, strlen(text));
-    CK_ENSURE(*out != NULL, CK_ENOMEM);
-    rc = CK_OK;
+    rc = ck_out__json(out, root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 cleanup:
-    ck_out__json_text_free(text);
     json_decref(root);
     return rc;
 }

@@ -290,7 +290,6 @@ CK_EXPORT int ck_tcf_result_json(char **out, const ck_tcf_result *r)
 {
     int rc;
     char at[CK_TS_TEXT_MAX];
-    char *text = NULL;
     json_t *root = NULL;
     if (out == NULL)
         return CK_EINVAL;
@@ -317,13 +316,8 @@ CK_EXPORT int ck_tcf_result_json(char **out, const ck_tcf_result *r)
     }
     rc = json_object_set(root, "applied", applied);
     CK_ENSURE(rc == 0 && json_object_set(root, "unchanged", unchanged) == 0, CK_ENOMEM);
-    text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    CK_ENSURE(text != NULL, CK_ENOMEM);
-    *out = ck_out__strndup(text, strlen(text));
-    CK_ENSURE(*out != NULL, CK_ENOMEM);
-    rc = CK_OK;
+    rc = ck_out__json(out, root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 cleanup:
-    ck_out__json_text_free(text);
     json_decref(applied);
     json_decref(unchanged);
     json_decref(root);
