@@ -396,13 +396,8 @@ static int dec_str(ck_mp *r, ck_arena *a, cset c, const char **out)
     CK_TRY(ck_mp__str(r, &s, &n));
     if (!in_cset(s, n, c))
         return CK_EFORMAT;
-    char *copy = ck_arena__alloc(a, (size_t)n + 1);
-    if (copy == NULL)
-        return CK_ENOMEM;
-    memcpy(copy, s, n);
-    copy[n] = '\0';
-    *out = copy;
-    return CK_OK;
+    *out = ck_arena__strndup(a, s, n);
+    return *out != NULL ? CK_OK : CK_ENOMEM;
 }
 
 enum {

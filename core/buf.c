@@ -227,6 +227,17 @@ void *ck_arena__dup(ck_arena *a, const void *p, size_t n)
     return q;
 }
 
+char *ck_arena__strndup(ck_arena *a, const char *s, size_t n)
+{
+    char *q = n < SIZE_MAX ? ck_arena__alloc(a, n + 1) : NULL;
+    if (q != NULL) {
+        if (n > 0)
+            memcpy(q, s, n);
+        q[n] = '\0';
+    }
+    return q;
+}
+
 /*
  * ck_arena__reset - wipe every chunk's contents and free every chunk but the
  * first one allocated, which is kept (wiped, empty) for reuse. Every pointer

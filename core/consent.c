@@ -118,12 +118,8 @@ static int read_str_list(ck_mp *r, const char ***out, uint32_t *n, uint32_t max,
         uint32_t l;
         if (ck_mp__str(r, &s, &l) != CK_OK || !ck_codec__text_ok(s, l, CK_CONSENT_TEXT_MAX))
             return CK_EFORMAT;
-        char *c = ck_arena__alloc(arena, (size_t)l + 1);
-        if (c == NULL)
+        if ((v[i] = ck_arena__strndup(arena, s, l)) == NULL)
             return CK_ENOMEM;
-        memcpy(c, s, l);
-        c[l] = '\0';
-        v[i] = c;
     }
     *out = v;
     *n = cnt;
@@ -143,13 +139,8 @@ static int read_opt_str(ck_mp *r, const char **out, ck_arena *arena)
     uint32_t l;
     if (ck_mp__str(r, &s, &l) != CK_OK || !ck_codec__text_ok(s, l, CK_CONSENT_TEXT_MAX))
         return CK_EFORMAT;
-    char *c = ck_arena__alloc(arena, (size_t)l + 1);
-    if (c == NULL)
-        return CK_ENOMEM;
-    memcpy(c, s, l);
-    c[l] = '\0';
-    *out = c;
-    return CK_OK;
+    *out = ck_arena__strndup(arena, s, l);
+    return *out != NULL ? CK_OK : CK_ENOMEM;
 }
 
 /* The raw evidence of a record mapped from a TC string: nil, or 1 to
@@ -173,13 +164,8 @@ static int read_tc_string(ck_mp *r, const char **out, ck_arena *arena)
               ch == '-' || ch == '_' || ch == '.'))
             return CK_EFORMAT;
     }
-    char *c = ck_arena__alloc(arena, (size_t)l + 1);
-    if (c == NULL)
-        return CK_ENOMEM;
-    memcpy(c, s, l);
-    c[l] = '\0';
-    *out = c;
-    return CK_OK;
+    *out = ck_arena__strndup(arena, s, l);
+    return *out != NULL ? CK_OK : CK_ENOMEM;
 }
 
 /* Decode a record's plaintext: 10 elements; an 11th, the raw evidence of
@@ -197,12 +183,8 @@ int ck_consent__decode(ck_consent_rec *out, const uint8_t *p, size_t n, ck_arena
         return CK_EFORMAT;
     if (ck_mp__str(&r, &s, &l) != CK_OK || !ck_codec__text_ok(s, l, CK_SCHEMA_NAME_MAX))
         return CK_EFORMAT;
-    char *pn = ck_arena__alloc(arena, (size_t)l + 1);
-    if (pn == NULL)
+    if ((out->purpose = ck_arena__strndup(arena, s, l)) == NULL)
         return CK_ENOMEM;
-    memcpy(pn, s, l);
-    pn[l] = '\0';
-    out->purpose = pn;
     if (ck_mp__u32(&r, &state) != CK_OK || state < CK_CONSENT_GRANTED || state > CK_CONSENT_EXPIRED)
         return CK_EFORMAT;
     out->state = (ck_consent_state)state;

@@ -48,15 +48,6 @@ void ck_hold__fini(ck_hold_new *h)
     memset(h, 0, sizeof *h);
 }
 
-static char *arena_cstr(ck_arena *a, const char *s)
-{
-    size_t n = strlen(s);
-    char *p = ck_arena__alloc(a, n + 1);
-    if (p != NULL)
-        memcpy(p, s, n + 1);
-    return p;
-}
-
 int ck_hold__make(ck_hold_new *out, bool *made, ck_wctx *w, const ck_subj *s,
                   const ck_schema_purpose *p, ck_arena *arena)
 {
@@ -141,14 +132,14 @@ int ck_hold__make(ck_hold_new *out, bool *made, ck_wctx *w, const ck_subj *s,
 
     /* What the receipt says: copies, since the schema snapshot goes away
      * before the receipt is written. */
-    out->purpose = arena_cstr(arena, p->name);
-    out->description = arena_cstr(arena, p->description);
+    out->purpose = ck_arena__strndup(arena, p->name, p->name_len);
+    out->description = ck_arena__strndup(arena, p->description, strlen(p->description));
     out->basis = p->basis;
     out->fields = ck_arena__alloc(arena, nkept * sizeof *out->fields);
     CK_ENSURE(out->purpose != NULL && out->description != NULL && out->fields != NULL,
               ck_err__set(st, CK_ENOMEM, "out of memory"));
     for (uint32_t i = 0; i < nkept; i++) {
-        out->fields[i] = arena_cstr(arena, kept[i]->name);
+        out->fields[i] = ck_arena__strndup(arena, kept[i]->name, kept[i]->name_len);
         CK_ENSURE(out->fields[i] != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
     }
     out->nfields = nkept;
@@ -209,13 +200,8 @@ static int mp_cstr(ck_mp *r, ck_arena *a, size_t max, const char **out)
     CK_TRY(ck_mp__str(r, &p, &n));
     if (n < 1 || n > max || !ck_codec__utf8_valid(p, n) || memchr(p, '\0', n) != NULL)
         return CK_EFORMAT;
-    char *q = ck_arena__alloc(a, (size_t)n + 1);
-    if (q == NULL)
-        return CK_ENOMEM;
-    memcpy(q, p, n);
-    q[n] = '\0';
-    *out = q;
-    return CK_OK;
+    *out = ck_arena__strndup(a, p, n);
+    return *out != NULL ? CK_OK : CK_ENOMEM;
 }
 
 /* Decode an authenticated plaintext, bounded like any record. */

@@ -180,6 +180,8 @@ typedef struct ck_arena {
 void *ck_arena__alloc(ck_arena *a, size_t n);
 /* Copy n bytes into the arena. */
 void *ck_arena__dup(ck_arena *a, const void *p, size_t n);
+/* Copy n bytes and a NUL into the arena: a C string of `s`. */
+char *ck_arena__strndup(ck_arena *a, const char *s, size_t n);
 /* Wipe and forget every allocation, keep the first chunk for reuse. */
 void ck_arena__reset(ck_arena *a);
 /* Wipe and free everything. */

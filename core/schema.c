@@ -373,13 +373,7 @@ static int finish(ck_schema *s, ck_schema_field *fields, ck_schema_purpose *purp
 /* A NUL-terminated copy of n bytes in the snapshot's arena. */
 static char *arena_str(ck_schema *s, const char *p, size_t n)
 {
-    char *q = ck_arena__alloc(&s->arena, n + 1);
-    if (q != NULL) {
-        if (n > 0)
-            memcpy(q, p, n);
-        q[n] = '\0';
-    }
-    return q;
+    return ck_arena__strndup(&s->arena, p, n);
 }
 
 /* ------------------------------------------------------------------------ */
