@@ -18,7 +18,7 @@
 #include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "testutil.h"
+#include "fixture.h"
 
 static const char SCHEMA[] =
     "{\"fields\":{\"email\":{\"type\":\"string\",\"sensitivity\":\"personal\","
@@ -30,37 +30,16 @@ static const char SCHEMA[] =
     "\"records\":{\"basis\":\"legal_obligation\",\"description\":\"d\",\"benefit\":\"b\","
     "\"fields\":[\"city\"],\"hold\":{\"fields\":[\"city\"],\"days\":30}}}}";
 
-typedef struct fx {
-    char *root;
-    char dir[PATH_MAX];
-    char key[PATH_MAX];
-    ck_store *st;
-} fx;
+typedef tu_fx fx; /* tests/fixture.h */
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    f->root = tu_mkdtemp("erase");
-    tu_path(f->dir, sizeof f->dir, f->root, "store");
-    tu_path(f->key, sizeof f->key, f->root, "store.key");
-    ck_options o = CK_OPTIONS_INIT;
-    o.key_file = f->key;
-    o.flags = CK_INIT_CREATE_KEY_FILE;
-    if (ck_init(&f->st, f->dir, &o) != CK_OK ||
-        ck_schema_apply(f->st, SCHEMA, strlen(SCHEMA), 0, NULL) != CK_OK)
-        return -1;
-    *state = f;
-    return 0;
+    return tu_fx_setup(state, "erase", TU_FX_WALL_CLOCK, CK_INIT_CREATE_KEY_FILE, SCHEMA);
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    ck_close(f->st);
-    tu_rmtree(f->root);
-    free(f->root);
-    free(f);
-    return 0;
+    return tu_fx_teardown(state);
 }
 
 static void import_text(fx *f, const char *text, unsigned flags, ck_import_stats *s)
