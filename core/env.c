@@ -203,6 +203,14 @@ void ck_env__read_end(ck_env *e, MDB_txn *txn)
     pthread_rwlock_unlock(&e->resize);
 }
 
+void ck_env__read_commit(ck_env *e, MDB_txn *txn)
+{
+    if (txn == NULL)
+        return;
+    mdb_txn_commit(txn);
+    pthread_rwlock_unlock(&e->resize);
+}
+
 int ck_env__dbi(ck_store *st, MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out)
 {
     int mrc = mdb_dbi_open(txn, name, flags, out);

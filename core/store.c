@@ -305,14 +305,8 @@ int ck_store__reopen_envs(ck_store *st)
     CK_GUARD(open_dbis(st, dtxn, ktxn, 0));
     rc = CK_OK;
 cleanup:
-    if (dtxn != NULL) {
-        mdb_txn_commit(dtxn);
-        pthread_rwlock_unlock(&st->data.resize);
-    }
-    if (ktxn != NULL) {
-        mdb_txn_commit(ktxn);
-        pthread_rwlock_unlock(&st->keyring.resize);
-    }
+    ck_env__read_commit(&st->data, dtxn);
+    ck_env__read_commit(&st->keyring, ktxn);
     ck_mem__free(dpath);
     ck_mem__free(kpath);
     return rc;
@@ -584,14 +578,8 @@ cleanup:
     /* Database handles opened in a read transaction stay valid after it
      * ends (LMDB: "the handle ... is available once the txn commits"), so
      * commit rather than abort. */
-    if (dtxn != NULL) {
-        mdb_txn_commit(dtxn);
-        pthread_rwlock_unlock(&st->data.resize);
-    }
-    if (ktxn != NULL) {
-        mdb_txn_commit(ktxn);
-        pthread_rwlock_unlock(&st->keyring.resize);
-    }
+    ck_env__read_commit(&st->data, dtxn);
+    ck_env__read_commit(&st->keyring, ktxn);
     ck_buf__free(&file);
     if (rc == CK_OK && !st->has_holds && (st->flags & CK_OPEN_RDONLY) == 0) {
         rc = ck_env__write(st, &st->keyring, make_hold_dbis_txn, NULL);

@@ -209,6 +209,10 @@ int ck_env__reserve(ck_store *st, ck_env *e, size_t bytes);
 /* Begin/end a read-only transaction (holds `resize` for reading). */
 int ck_env__read_begin(ck_store *st, ck_env *e, MDB_txn **out);
 void ck_env__read_end(ck_env *e, MDB_txn *txn);
+/* End a read transaction by committing it, which keeps the database
+ * handles it opened valid (LMDB: a handle opened in a transaction is
+ * available once that transaction commits); NULL is a no-op. */
+void ck_env__read_commit(ck_env *e, MDB_txn *txn);
 /* Open a named database inside a transaction (creating it when writing). */
 int ck_env__dbi(ck_store *st, MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out);
 
