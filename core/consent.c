@@ -62,6 +62,17 @@ void ck_consent__ptag(uint8_t out[CK_PTAG_BYTES], const ck_store *st, const char
     crypto_generichash_final(&h, out, CK_PTAG_BYTES);
 }
 
+_Static_assert(sizeof ((ck_schema_purpose *)0)->ptag == CK_PTAG_BYTES, "purpose tag size");
+
+void ck_consent__ptag_of(uint8_t out[CK_PTAG_BYTES], const ck_store *st,
+                         const ck_schema_purpose *p)
+{
+    if (p->has_ptag)
+        memcpy(out, p->ptag, CK_PTAG_BYTES);
+    else
+        ck_consent__ptag(out, st, p->name, p->name_len);
+}
+
 static void consent_key(uint8_t out[CK_CONSENT_KEY_BYTES], const uint8_t sid[CK_SUBJECT_ID_BYTES],
                         const uint8_t ptag[CK_PTAG_BYTES], uint32_t seq)
 {
@@ -334,7 +345,7 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
     if (t < w->nptag) {
         memcpy(ptag, w->ptag[t], CK_PTAG_BYTES);
     } else {
-        ck_consent__ptag(ptag, st, p->name, p->name_len);
+        ck_consent__ptag_of(ptag, st, p);
         if (w->nptag < sizeof w->ptag_for / sizeof w->ptag_for[0]) {
             w->ptag_for[w->nptag] = p;
             memcpy(w->ptag[w->nptag], ptag, CK_PTAG_BYTES);

@@ -36,6 +36,10 @@
 
 void ck_consent__ptag(uint8_t out[CK_PTAG_BYTES], const ck_store *st, const char *purpose,
                       size_t len);
+/* The tag of a schema purpose: the one the schema snapshot computed when
+ * the store loaded it, or computed now (a keyed hash: 2 % of a release). */
+void ck_consent__ptag_of(uint8_t out[CK_PTAG_BYTES], const ck_store *st,
+                         const ck_schema_purpose *p);
 
 /* The current state of (sid, purpose), from the consent index. */
 typedef struct ck_consent_cur {

@@ -384,7 +384,7 @@ static int batch_fn(ck_wctx *w, void *ctx)
     if (c->ptags == NULL)
         return ck_err__set(st, CK_ENOMEM, "out of memory");
     for (uint32_t i = 0; i < schema->npurposes; i++)
-        ck_consent__ptag(c->ptags[i], st, schema->purposes[i].name, schema->purposes[i].name_len);
+        ck_consent__ptag_of(c->ptags[i], st, &schema->purposes[i]);
     c->nptags = schema->npurposes;
 
     CK_TRY(collect(c, w->txn));

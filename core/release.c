@@ -357,7 +357,7 @@ static int setup_request(setup *su, rel_ctx *rc, ck_store *st, const char *actor
     rc->p = p;
     rc->recipient = recipient;
     rc->now = ck_store__now(st);
-    ck_consent__ptag(rc->ptag, st, p->name, p->name_len);
+    ck_consent__ptag_of(rc->ptag, st, p);
     return CK_OK;
 }
 

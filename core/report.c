@@ -260,7 +260,7 @@ static int count_purpose(cstate *out, ck_store *st, MDB_cursor *cur, const ck_sc
                          int64_t now)
 {
     uint8_t ptag[CK_PTAG_BYTES];
-    ck_consent__ptag(ptag, st, p->name, p->name_len);
+    ck_consent__ptag_of(ptag, st, p);
     memset(out, 0, sizeof *out);
     MDB_val k = {CK_PTAG_BYTES, ptag}, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);

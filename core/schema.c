@@ -19,6 +19,7 @@
 #include "schema.h"
 
 #include "audit.h"
+#include "consent.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -1526,6 +1527,16 @@ static int load_version(ck_store *st, MDB_txn *txn, uint32_t *out)
     return CK_OK;
 }
 
+/* Tag every purpose of a schema that is not shared yet (consent.h). */
+static void fill_ptags(const ck_store *st, ck_schema *s)
+{
+    for (uint32_t i = 0; i < s->npurposes; i++) {
+        ck_schema_purpose *p = (ck_schema_purpose *)&s->purposes[i]; /* owned by s's arena */
+        ck_consent__ptag(p->ptag, st, p->name, p->name_len);
+        p->has_ptag = true;
+    }
+}
+
 static int load_record(ck_schema **out, ck_store *st, MDB_txn *txn, uint32_t version)
 {
     int rc;
@@ -1560,6 +1571,7 @@ static int load_record(ck_schema **out, ck_store *st, MDB_txn *txn, uint32_t ver
     CK_ENSURE(rc != CK_ENOMEM, ck_err__set(st, CK_ENOMEM, "out of memory"));
     CK_ENSURE(rc == CK_OK,
               ck_err__set(st, CK_EINTEGRITY, "schema version %u does not decode", version));
+    fill_ptags(st, *out);
 cleanup:
     ck_buf__free(&pt);
     return rc;
@@ -2052,8 +2064,10 @@ CK_EXPORT int ck_schema_apply(ck_store *st, const char *json, size_t len, unsign
         return ck_err__set(st, CK_EDENIED, "the store is open read-only");
 
     CK_GUARD(ck_env__write(st, &st->data, apply_txn, &c));
-    if (c.changed)
+    if (c.changed) {
+        fill_ptags(st, c.next);
         install(st, c.next); /* audited in apply_txn, before the commit */
+    }
     if (out != NULL) {
         out->schema_version = c.changed ? c.next->version : c.base->version;
         out->changed = c.changed ? 1 : 0;

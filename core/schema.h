@@ -138,6 +138,10 @@ typedef struct ck_schema_purpose {
     ck_schema_channel channel;
     ck_schema_tcf tcf;
     ck_schema_hold hold;
+    /* The purpose tag (consent.h), computed once for a schema the store
+     * loaded or applied (has_ptag); ck_consent__ptag_of reads it. */
+    bool has_ptag;
+    uint8_t ptag[8];
 } ck_schema_purpose;
 
 typedef struct ck_schema {

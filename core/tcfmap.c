@@ -92,7 +92,7 @@ static int decide(ck_wctx *w, const map_ctx *c, const ck_subj *s, const ck_schem
     ck_consent_cur cur;
     ck_consent_rec r;
     *action = CK_TCF_APPLIED;
-    ck_consent__ptag(ptag, w->st, p->name, p->name_len);
+    ck_consent__ptag_of(ptag, w->st, p);
     CK_TRY(ck_consent__current(&cur, w->st, w->txn, s->sid, ptag));
     if (!cur.present)
         return CK_OK;
