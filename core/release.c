@@ -74,6 +74,10 @@ typedef struct rel_ctx {
     ck_consent_rec rec;
     bool contacts_loaded;
     ck_contact_log contacts;
+    /* Where rec and contacts are decoded: NULL for the arena of the answer
+     * being built; a segment's own, reset at each subject, so that the
+     * answer built after its predicates does not read them again. */
+    ck_arena *subj_arena;
     /* Value records. With two or more fields that may be read (or in a
      * segment) they are fetched together, by one cursor walk over the
      * subject's adjacent values (ck_seal__fetch), when the rules first let
@@ -157,6 +161,8 @@ static int load_record(rel_ctx *rc, ck_arena *arena)
 {
     if (rc->rec_loaded)
         return CK_OK;
+    if (rc->subj_arena != NULL)
+        arena = rc->subj_arena;
     rc->rec_loaded = true;
     rc->rec_valid = false;
     if (!cur_granted(rc))
@@ -231,7 +237,8 @@ static int contact_reason(rel_ctx *rc, const ck_schema_field *f, ck_reason *out,
     if (ch->type == CK_CHANNEL_NONE || ch->field_id != f->id)
         return CK_OK;
     if (!rc->contacts_loaded) {
-        CK_TRY(ck_contact__get(&rc->contacts, rc->st, rc->txn, rc->sid, ch->type, rc->dk, arena));
+        CK_TRY(ck_contact__get(&rc->contacts, rc->st, rc->txn, rc->sid, ch->type, rc->dk,
+                               rc->subj_arena != NULL ? rc->subj_arena : arena));
         rc->contacts_loaded = true;
     }
     uint32_t cap = ch->cap_count;
@@ -634,7 +641,8 @@ struct ck_cursor {
     char *recipient;
     seg_pred *preds;
     size_t npreds;
-    ck_arena arena; /* predicate values */
+    ck_arena arena;      /* predicate values */
+    ck_arena subj_arena; /* rx.subj_arena: the candidate's consent record, contacts */
     MDB_cursor *cur;
     MDB_val cindex; /* by_cindex: the candidate's index entry (in txn's pages) */
     bool by_cindex; /* walk the consent index (consent basis) or all subjects */
@@ -806,6 +814,8 @@ CK_EXPORT int ck_segment(ck_cursor **out, ck_store *st, const ck_segment_request
     memset(c, 0, sizeof *c);
     c->st = st;
     c->arena = (ck_arena)CK_ARENA_INIT;
+    c->subj_arena = (ck_arena)CK_ARENA_INIT;
+    c->rx.subj_arena = &c->subj_arena;
     c->limit = req->limit;
     c->rx.dk = ck_store__key_take(st);
     c->res = result_new();
@@ -899,6 +909,7 @@ CK_EXPORT int ck_segment_next(ck_cursor *c, const ck_result **out)
         rc = next_candidate(c);
         if (rc != CK_OK)
             break;
+        ck_arena__reset(&c->subj_arena); /* the last candidate's record */
         rc = subject_begin(&c->rx, c->sid, c->by_cindex ? &c->cindex : NULL);
         if (rc == CK_ENOTFOUND)
             continue; /* a subject without a key: being erased */
@@ -918,9 +929,6 @@ CK_EXPORT int ck_segment_next(ck_cursor *c, const ck_result **out)
             break;
         if (!match)
             continue;
-        /* The record was read into the arena the answer resets: reload. */
-        c->rx.rec_loaded = false;
-        c->rx.contacts_loaded = false;
         rc = answer(&c->rx, c->res, c->su.fields, c->su.nfields);
         if (rc != CK_OK)
             break;
@@ -956,6 +964,7 @@ CK_EXPORT void ck_cursor_free(ck_cursor *c)
     setup_fini(&c->su);
     ck_env__read_end(&st->data, c->rx.txn);
     ck_result_free(c->res);
+    ck_arena__free(&c->subj_arena);
     ck_arena__free(&c->arena);
     ck_mem__free(c->preds);
     ck_mem__free(c->actor);
