@@ -103,8 +103,14 @@ int ck_consent__current(ck_consent_cur *out, ck_store *st, MDB_txn *txn,
         return CK_OK;
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read the consent index");
-    const uint8_t *p = v.mv_data;
-    if (v.mv_size != CK_CINDEX_VAL_BYTES || p[0] < CK_CONSENT_GRANTED || p[0] > CK_CONSENT_EXPIRED)
+    return ck_consent__current_decode(out, st, &v);
+}
+
+int ck_consent__current_decode(ck_consent_cur *out, ck_store *st, const MDB_val *v)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != CK_CINDEX_VAL_BYTES || p[0] < CK_CONSENT_GRANTED || p[0] > CK_CONSENT_EXPIRED)
         return ck_err__set(st, CK_EINTEGRITY, "a consent index entry is malformed");
     out->present = true;
     out->state = (ck_consent_state)p[0];

@@ -51,6 +51,9 @@ typedef struct ck_consent_cur {
 
 int ck_consent__current(ck_consent_cur *out, ck_store *st, MDB_txn *txn,
                         const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint8_t ptag[CK_PTAG_BYTES]);
+/* The same from the value `v` of the subject's consent index entry, already
+ * read (a segment walking the index): CK_OK; CK_EINTEGRITY when malformed. */
+int ck_consent__current_decode(ck_consent_cur *out, ck_store *st, const MDB_val *v);
 
 /* A decoded record; strings NUL-terminated in the arena. */
 typedef struct ck_consent_rec {

@@ -69,18 +69,17 @@ int ck_keyring__create(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT
     return rc;
 }
 
-int ck_keyring__get(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
-                    unsigned char dk[CK_KEY_BYTES])
+/* Check and unwrap the keyring record `mrc`/`v` of a look-up of `sid`. */
+static int keyring_open(ck_store *st, int mrc, const MDB_val *v,
+                        const uint8_t sid[CK_SUBJECT_ID_BYTES], unsigned char dk[CK_KEY_BYTES])
 {
     uint8_t aad[AAD_BYTES];
-    MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid}, v;
-    int mrc = mdb_get(ktxn, st->dbi_keyring, &k, &v);
     if (mrc == MDB_NOTFOUND)
         return ck_err__set(st, CK_ENOTFOUND, "subject not found");
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read the keyring");
-    const uint8_t *rec = v.mv_data;
-    if (v.mv_size != CK_KEYRING_RECORD_BYTES || rec[0] != KEYRING_VERSION)
+    const uint8_t *rec = v->mv_data;
+    if (v->mv_size != CK_KEYRING_RECORD_BYTES || rec[0] != KEYRING_VERSION)
         return ck_err__set(st, CK_EINTEGRITY, "a keyring record has the wrong size or version");
     keyring_aad(aad, st, sid);
     int rc = ck_crypto__open(dk, rec + 1, CK_KEYRING_RECORD_BYTES - 1, aad, sizeof aad,
@@ -90,6 +89,22 @@ int ck_keyring__get(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID
         return ck_err__set(st, CK_EINTEGRITY, "a keyring record does not authenticate");
     }
     return CK_OK;
+}
+
+int ck_keyring__get(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                    unsigned char dk[CK_KEY_BYTES])
+{
+    MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid}, v;
+    int mrc = mdb_get(ktxn, st->dbi_keyring, &k, &v);
+    return keyring_open(st, mrc, &v, sid, dk);
+}
+
+int ck_keyring__get_at(ck_store *st, MDB_cursor *kcur, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                       unsigned char dk[CK_KEY_BYTES])
+{
+    MDB_val k = {CK_SUBJECT_ID_BYTES, (void *)sid}, v;
+    int mrc = mdb_cursor_get(kcur, &k, &v, MDB_SET);
+    return keyring_open(st, mrc, &v, sid, dk);
 }
 
 int ck_keyring__delete(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES])

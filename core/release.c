@@ -74,15 +74,79 @@ typedef struct rel_ctx {
     ck_consent_rec rec;
     bool contacts_loaded;
     ck_contact_log contacts;
+    /* Where rec and contacts are decoded: NULL for the arena of the answer
+     * being built; a segment's own, reset at each subject, so that the
+     * answer built after its predicates does not read them again. */
+    ck_arena *subj_arena;
+    /* Value records. With two or more fields that may be read (or in a
+     * segment) they are fetched together, by one cursor walk over the
+     * subject's adjacent values (ck_seal__fetch), when the rules first let
+     * a value through; each is opened only when the rules let its field
+     * through. The records point into txn's pages: never handed out. */
+    const uint16_t *want; /* ascending ids of the fields the request may read */
+    MDB_val *recs;        /* the subject's record of each, {0, NULL}: unset */
+    size_t nwant;
+    bool recs_loaded;
+    bool segment;     /* cursors kept across the subjects of a segment */
+    MDB_cursor *vcur; /* values, opened at the first fetch */
+    MDB_cursor *kcur; /* keyring (segments): the data keys */
 } rel_ctx;
 
-static int subject_begin(rel_ctx *rc, const uint8_t sid[CK_SUBJECT_ID_BYTES])
+/* Start on subject `sid`. `cindex`, when not NULL, is the value of its
+ * consent index entry for the purpose, already read by a segment's walk. */
+static int subject_begin(rel_ctx *rc, const uint8_t sid[CK_SUBJECT_ID_BYTES], const MDB_val *cindex)
 {
     rc->sid = sid;
     rc->rec_loaded = rc->rec_valid = false;
     rc->contacts_loaded = false;
-    CK_TRY(ck_subject__data_key(rc->st, rc->ktxn, sid, rc->dk));
+    rc->recs_loaded = false;
+    if (rc->kcur != NULL)
+        CK_TRY(ck_subject__data_key_at(rc->st, rc->kcur, sid, rc->dk));
+    else
+        CK_TRY(ck_subject__data_key(rc->st, rc->ktxn, sid, rc->dk));
+    if (cindex != NULL)
+        return ck_consent__current_decode(&rc->cur, rc->st, cindex);
     return ck_consent__current(&rc->cur, rc->st, rc->txn, sid, rc->ptag);
+}
+
+/* Index of field id `id` in rc->want; rc->nwant when absent. */
+static size_t want_find(const rel_ctx *rc, uint16_t id)
+{
+    size_t lo = 0, hi = rc->nwant;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rc->want[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < rc->nwant && rc->want[lo] == id ? lo : rc->nwant;
+}
+
+/* Read, open and decode the value of field `f` of the current subject, as
+ * ck_seal__get_at does (CK_ENOTFOUND when unset). */
+static int read_value(rel_ctx *rc, const ck_schema_field *f, ck_value *raw, int64_t *written,
+                      ck_arena *arena)
+{
+    size_t i = want_find(rc, f->id);
+    if (i == rc->nwant || (rc->nwant < 2 && !rc->segment))
+        return ck_seal__get_at(rc->st, rc->txn, rc->sid, f->id, rc->dk, f->type, raw, written,
+                               arena);
+    if (!rc->recs_loaded) {
+        if (rc->vcur == NULL) {
+            int mrc = mdb_cursor_open(rc->txn, rc->st->dbi_values, &rc->vcur);
+            if (mrc != 0) {
+                rc->vcur = NULL;
+                return ck_err__mdb(rc->st, mrc, "cannot open a cursor");
+            }
+        }
+        CK_TRY(ck_seal__fetch(rc->st, rc->vcur, rc->sid, rc->want, rc->nwant, rc->recs));
+        rc->recs_loaded = true;
+    }
+    if (rc->recs[i].mv_data == NULL)
+        return CK_ENOTFOUND; /* unset */
+    return ck_seal__open_at(rc->st, rc->sid, f->id, rc->dk, f->type, &rc->recs[i], raw, written,
+                            arena);
 }
 
 static bool cur_granted(const rel_ctx *rc)
@@ -97,6 +161,8 @@ static int load_record(rel_ctx *rc, ck_arena *arena)
 {
     if (rc->rec_loaded)
         return CK_OK;
+    if (rc->subj_arena != NULL)
+        arena = rc->subj_arena;
     rc->rec_loaded = true;
     rc->rec_valid = false;
     if (!cur_granted(rc))
@@ -171,7 +237,8 @@ static int contact_reason(rel_ctx *rc, const ck_schema_field *f, ck_reason *out,
     if (ch->type == CK_CHANNEL_NONE || ch->field_id != f->id)
         return CK_OK;
     if (!rc->contacts_loaded) {
-        CK_TRY(ck_contact__get(&rc->contacts, rc->st, rc->txn, rc->sid, ch->type, rc->dk, arena));
+        CK_TRY(ck_contact__get(&rc->contacts, rc->st, rc->txn, rc->sid, ch->type, rc->dk,
+                               rc->subj_arena != NULL ? rc->subj_arena : arena));
         rc->contacts_loaded = true;
     }
     uint32_t cap = ch->cap_count;
@@ -207,8 +274,7 @@ static int eval_field(rel_ctx *rc, const ck_schema_field *f, ck_field_result *ou
         return CK_OK;
     ck_value raw;
     int64_t written = 0;
-    int rc_ =
-        ck_seal__get_at(rc->st, rc->txn, rc->sid, f->id, rc->dk, f->type, &raw, &written, arena);
+    int rc_ = read_value(rc, f, &raw, &written, arena);
     if (rc_ == CK_ENOTFOUND) {
         out->reason = CK_WITHHELD_UNSET;
         return CK_OK;
@@ -298,22 +364,79 @@ static int answer(rel_ctx *rc, ck_result *r, const ck_schema_field *const *field
 /* Request set-up shared by ck_release and ck_segment                        */
 /* ------------------------------------------------------------------------ */
 
+/* Arrays of a request small enough to live in its set-up (no allocation). */
+#define SETUP_INLINE 16
+
 typedef struct setup {
     ck_schema *schema;
     const ck_schema_field **fields;
     size_t nfields;
+    uint16_t *want; /* ascending ids of the fields the request may read */
+    MDB_val *recs;  /* rel_ctx.recs: one per want */
+    size_t nwant, cap_want;
+    void *heap; /* the arrays, when they do not fit inline */
+    const ck_schema_field *fields_in[SETUP_INLINE];
+    MDB_val recs_in[SETUP_INLINE];
+    uint16_t want_in[SETUP_INLINE];
 } setup;
 
 static void setup_fini(setup *s)
 {
-    ck_mem__free(s->fields);
+    ck_mem__free(s->heap);
     ck_schema__release(s->schema);
     memset(s, 0, sizeof *s);
 }
 
+/* The arrays for `n` fields and up to `cap_want` fields read. */
+static int setup_arrays(setup *su, ck_store *st, size_t n, size_t cap_want)
+{
+    if (n <= SETUP_INLINE && cap_want <= SETUP_INLINE) {
+        su->fields = su->fields_in;
+        su->recs = su->recs_in;
+        su->want = su->want_in;
+    } else {
+        /* n and cap_want are bounded (REQUEST_FIELDS_MAX, SEGMENT_WHERE_MAX):
+         * no overflow. */
+        size_t nf = n ? n : 1, nw = cap_want ? cap_want : 1;
+        uint8_t *p =
+            ck_mem__malloc(nf * sizeof *su->fields + nw * sizeof *su->recs + nw * sizeof *su->want);
+        if (p == NULL)
+            return ck_err__set(st, CK_ENOMEM, "out of memory");
+        su->heap = p;
+        su->fields = (const ck_schema_field **)(void *)p;
+        su->recs = (MDB_val *)(void *)(p + nf * sizeof *su->fields);
+        su->want = (uint16_t *)(void *)(p + nf * sizeof *su->fields + nw * sizeof *su->recs);
+    }
+    su->cap_want = cap_want;
+    return CK_OK;
+}
+
+/* Add field id `id` to the ascending set su->want (capacity reserved). */
+static void want_add(setup *su, uint16_t id)
+{
+    size_t i = su->nwant;
+    while (i > 0 && su->want[i - 1] > id)
+        i--;
+    if (i > 0 && su->want[i - 1] == id)
+        return;
+    memmove(su->want + i + 1, su->want + i, (su->nwant - i) * sizeof *su->want);
+    su->want[i] = id;
+    su->nwant++;
+}
+
+/* Point the context at the set-up's fields to read (after want_add). */
+static void setup_want(setup *su, rel_ctx *rc)
+{
+    rc->want = su->want;
+    rc->recs = su->recs;
+    rc->nwant = su->nwant;
+}
+
+/* Check a request and set `su` and `rc` up for it. `extra_want`: room for
+ * that many more fields to read (a segment's predicates). */
 static int setup_request(setup *su, rel_ctx *rc, ck_store *st, const char *actor,
                          const char *purpose, const char *recipient, const char *const *fields,
-                         size_t nfields)
+                         size_t nfields, size_t extra_want)
 {
     memset(su, 0, sizeof *su);
     if (actor == NULL || !ck_codec__text_ok(actor, strlen(actor), 256))
@@ -330,9 +453,7 @@ static int setup_request(setup *su, rel_ctx *rc, ck_store *st, const char *actor
         return ck_err__set(st, CK_EINVAL, "unknown purpose \"%s\"",
                            ck_shown((char[CK_SHOWN_MAX]){0}, purpose));
     size_t n = nfields ? nfields : p->nfields;
-    su->fields = ck_mem__malloc((n ? n : 1) * sizeof *su->fields);
-    if (su->fields == NULL)
-        return ck_err__set(st, CK_ENOMEM, "out of memory");
+    CK_TRY(setup_arrays(su, st, n, n + extra_want));
     for (size_t i = 0; i < n; i++) {
         const ck_schema_field *f;
         if (nfields) {
@@ -350,8 +471,12 @@ static int setup_request(setup *su, rel_ctx *rc, ck_store *st, const char *actor
                 return ck_err__set(st, CK_EINTERNAL, "a purpose names a missing field");
         }
         su->fields[i] = f;
+        /* Only a field of the purpose can get as far as its value. */
+        if (ck_schema__purpose_field(p, f->id) >= 0)
+            want_add(su, f->id);
     }
     su->nfields = n;
+    setup_want(su, rc);
     rc->st = st;
     rc->schema = su->schema;
     rc->p = p;
@@ -395,13 +520,13 @@ CK_EXPORT int ck_release(ck_result **out, ck_store *st, const ck_request *req)
         return ck_err__set(st, CK_ENOMEM, "out of memory");
     CK_GUARD(ck_env__read_begin(st, &st->data, &rx.txn));
     CK_GUARD(setup_request(&su, &rx, st, req->actor, req->purpose, req->recipient, req->fields,
-                           req->nfields));
+                           req->nfields, 0));
     CK_GUARD(ck_subject__resolve(sid, st, rx.txn, su.schema, &req->subject, req->purpose,
                                  req->recipient, &norm));
     CK_GUARD(ck_env__read_begin(st, &st->keyring, &rx.ktxn));
     r = result_new();
     CK_ENSURE(r != NULL, ck_err__set(st, CK_ENOMEM, "out of memory"));
-    CK_GUARD(subject_begin(&rx, sid));
+    CK_GUARD(subject_begin(&rx, sid, NULL));
     CK_GUARD(answer(&rx, r, su.fields, su.nfields));
     CK_GUARD(audit_answer(&rx, r, req->actor, "release"));
     *out = r;
@@ -411,6 +536,8 @@ cleanup:
     ck_result_free(r);
     ck_env__read_end(&st->keyring, rx.ktxn);
     setup_fini(&su);
+    if (rx.vcur != NULL)
+        mdb_cursor_close(rx.vcur);
     ck_env__read_end(&st->data, rx.txn);
     ck_buf__free(&norm);
     ck_store__key_give(st, rx.dk);
@@ -514,8 +641,10 @@ struct ck_cursor {
     char *recipient;
     seg_pred *preds;
     size_t npreds;
-    ck_arena arena; /* predicate values */
+    ck_arena arena;      /* predicate values */
+    ck_arena subj_arena; /* rx.subj_arena: the candidate's consent record, contacts */
     MDB_cursor *cur;
+    MDB_val cindex; /* by_cindex: the candidate's index entry (in txn's pages) */
     bool by_cindex; /* walk the consent index (consent basis) or all subjects */
     bool started, done;
     uint64_t limit, emitted;
@@ -644,8 +773,10 @@ static int setup_preds(ck_cursor *c, const ck_predicate *where, size_t n)
             return ck_err__set(st, rc, "predicate on %s: %s", f->name, err);
         pr->f = f;
         pr->op = w->op;
+        want_add(&c->su, f->id);
     }
     c->npreds = n;
+    setup_want(&c->su, &c->rx);
     return CK_OK;
 }
 
@@ -683,6 +814,8 @@ CK_EXPORT int ck_segment(ck_cursor **out, ck_store *st, const ck_segment_request
     memset(c, 0, sizeof *c);
     c->st = st;
     c->arena = (ck_arena)CK_ARENA_INIT;
+    c->subj_arena = (ck_arena)CK_ARENA_INIT;
+    c->rx.subj_arena = &c->subj_arena;
     c->limit = req->limit;
     c->rx.dk = ck_store__key_take(st);
     c->res = result_new();
@@ -694,11 +827,19 @@ CK_EXPORT int ck_segment(ck_cursor **out, ck_store *st, const ck_segment_request
               ck_err__set(st, CK_ENOMEM, "out of memory"));
     CK_GUARD(ck_env__read_begin(st, &st->data, &c->rx.txn));
     CK_GUARD(setup_request(&c->su, &c->rx, st, c->actor, req->purpose, c->recipient, req->fields,
-                           req->nfields));
+                           req->nfields, req->nwhere <= SEGMENT_WHERE_MAX ? req->nwhere : 0));
     CK_GUARD(setup_preds(c, req->where, req->nwhere));
     CK_GUARD(ck_env__read_begin(st, &st->keyring, &c->rx.ktxn));
     c->by_cindex = c->rx.p->basis == CK_BASIS_CONSENT;
+    /* Candidates come in ascending subject id order (the consent index is
+     * purpose tag || sid): cursors kept over them find each one's data key
+     * and values near the last one's. */
+    c->rx.segment = true;
     int mrc = mdb_cursor_open(c->rx.txn, c->by_cindex ? st->dbi_cindex : st->dbi_subjects, &c->cur);
+    CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot open a cursor"));
+    mrc = mdb_cursor_open(c->rx.ktxn, st->dbi_keyring, &c->rx.kcur);
+    if (mrc != 0)
+        c->rx.kcur = NULL;
     CK_ENSURE(mrc == 0, ck_err__mdb(st, mrc, "cannot open a cursor"));
     *out = c;
     c = NULL;
@@ -735,6 +876,7 @@ static int next_candidate(ck_cursor *c)
              * others are never decrypted. */
             if (p[0] == CK_CONSENT_GRANTED && (exp == 0 || c->rx.now < exp)) {
                 memcpy(c->sid, (const uint8_t *)k.mv_data + CK_PTAG_BYTES, CK_SUBJECT_ID_BYTES);
+                c->cindex = v;
                 return CK_OK;
             }
         }
@@ -767,7 +909,8 @@ CK_EXPORT int ck_segment_next(ck_cursor *c, const ck_result **out)
         rc = next_candidate(c);
         if (rc != CK_OK)
             break;
-        rc = subject_begin(&c->rx, c->sid);
+        ck_arena__reset(&c->subj_arena); /* the last candidate's record */
+        rc = subject_begin(&c->rx, c->sid, c->by_cindex ? &c->cindex : NULL);
         if (rc == CK_ENOTFOUND)
             continue; /* a subject without a key: being erased */
         if (rc != CK_OK)
@@ -786,9 +929,6 @@ CK_EXPORT int ck_segment_next(ck_cursor *c, const ck_result **out)
             break;
         if (!match)
             continue;
-        /* The record was read into the arena the answer resets: reload. */
-        c->rx.rec_loaded = false;
-        c->rx.contacts_loaded = false;
         rc = answer(&c->rx, c->res, c->su.fields, c->su.nfields);
         if (rc != CK_OK)
             break;
@@ -816,10 +956,15 @@ CK_EXPORT void ck_cursor_free(ck_cursor *c)
     ck_store *st = c->st;
     if (c->cur != NULL)
         mdb_cursor_close(c->cur);
+    if (c->rx.vcur != NULL)
+        mdb_cursor_close(c->rx.vcur);
+    if (c->rx.kcur != NULL)
+        mdb_cursor_close(c->rx.kcur);
     ck_env__read_end(&st->keyring, c->rx.ktxn);
     setup_fini(&c->su);
     ck_env__read_end(&st->data, c->rx.txn);
     ck_result_free(c->res);
+    ck_arena__free(&c->subj_arena);
     ck_arena__free(&c->arena);
     ck_mem__free(c->preds);
     ck_mem__free(c->actor);

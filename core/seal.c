@@ -92,8 +92,7 @@ int ck_seal__get_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_
                     uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], ck_type type,
                     ck_value *out, int64_t *written, ck_arena *arena)
 {
-    int rc;
-    uint8_t key[CK_VALUE_KEY_BYTES], aad[AAD_BYTES];
+    uint8_t key[CK_VALUE_KEY_BYTES];
     ck_seal__value_key(key, sid, field_id);
     MDB_val k = {sizeof key, key}, val;
     int mrc = mdb_get(txn, st->dbi_values, &k, &val);
@@ -101,12 +100,20 @@ int ck_seal__get_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_
         return CK_ENOTFOUND; /* unset: not an error worth a message */
     if (mrc != 0)
         return ck_err__mdb(st, mrc, "cannot read a value");
+    return ck_seal__open_at(st, sid, field_id, dk, type, &val, out, written, arena);
+}
 
-    const uint8_t *rec = val.mv_data;
-    if (val.mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != CK_VALUE_RECORD_VERSION)
+int ck_seal__open_at(ck_store *st, const uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field_id,
+                     const unsigned char dk[CK_KEY_BYTES], ck_type type, const MDB_val *val,
+                     ck_value *out, int64_t *written, ck_arena *arena)
+{
+    int rc;
+    uint8_t aad[AAD_BYTES];
+    const uint8_t *rec = val->mv_data;
+    if (val->mv_size < 1 + CK_SEAL_OVERHEAD || rec[0] != CK_VALUE_RECORD_VERSION)
         return ck_err__set(st, CK_EINTEGRITY, "value record of field %u is malformed",
                            (unsigned)field_id);
-    size_t pt_len = val.mv_size - 1 - CK_SEAL_OVERHEAD;
+    size_t pt_len = val->mv_size - 1 - CK_SEAL_OVERHEAD;
     /* Decrypt into library-owned memory (the arena, wiped when reset): the
      * LMDB page is only valid until the transaction ends and must never
      * reach the caller. */
@@ -114,7 +121,7 @@ int ck_seal__get_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_
     if (pt == NULL)
         return ck_err__set(st, CK_ENOMEM, "out of memory");
     value_aad(aad, st, sid, field_id);
-    rc = ck_crypto__open(pt, rec + 1, val.mv_size - 1, aad, sizeof aad, dk);
+    rc = ck_crypto__open(pt, rec + 1, val->mv_size - 1, aad, sizeof aad, dk);
     if (rc != CK_OK)
         return ck_err__set(st, CK_EINTEGRITY,
                            "value record of field %u does not authenticate "
@@ -129,6 +136,47 @@ int ck_seal__get_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_
     if (rc != CK_OK)
         return ck_err__set(st, rc == CK_ENOMEM ? CK_ENOMEM : CK_EFORMAT,
                            "value of field %u does not decode as its type", (unsigned)field_id);
+    return CK_OK;
+}
+
+int ck_seal__fetch(ck_store *st, MDB_cursor *cur, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                   const uint16_t *ids, size_t n, MDB_val *recs)
+{
+    for (size_t i = 0; i < n; i++)
+        recs[i] = (MDB_val){0, NULL};
+    if (n == 0)
+        return CK_OK;
+    uint8_t key[CK_VALUE_KEY_BYTES];
+    ck_seal__value_key(key, sid, ids[0]);
+    MDB_val k = {sizeof key, key}, v;
+    /* The subject's values are adjacent, in field id order (the id is big
+     * endian): one positioning, then the next entries while they are the
+     * subject's and not past the last id asked. Only keys of exactly the
+     * value key's size count, as an exact look-up of each would find. */
+    int mrc = ck_fault__hit("mdb_cursor_get") ? EIO : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    size_t i = 0;
+    while (mrc == 0) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size < CK_SUBJECT_ID_BYTES || memcmp(kp, sid, CK_SUBJECT_ID_BYTES) != 0)
+            break;
+        if (k.mv_size == CK_VALUE_KEY_BYTES) {
+            uint16_t fid = (uint16_t)(kp[CK_SUBJECT_ID_BYTES] << 8 | kp[CK_SUBJECT_ID_BYTES + 1]);
+            while (i < n && ids[i] < fid)
+                i++; /* unset */
+            if (i == n)
+                break;
+            if (ids[i] == fid)
+                recs[i++] = v;
+            if (i == n)
+                break;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        for (size_t j = 0; j < n; j++)
+            recs[j] = (MDB_val){0, NULL};
+        return ck_err__mdb(st, mrc, "cannot read a value");
+    }
     return CK_OK;
 }
 

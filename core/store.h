@@ -353,6 +353,13 @@ int ck_keyring__create(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT
 CK_MUST_CHECK int ck_keyring__get(ck_store *st, MDB_txn *ktxn,
                                   const uint8_t sid[CK_SUBJECT_ID_BYTES],
                                   unsigned char dk[CK_KEY_BYTES]);
+/* The same through `kcur`, a cursor on st->dbi_keyring of a keyring read
+ * transaction: kept over look-ups of ascending ids (a segment's
+ * candidates), it finds an id on the page of the last one without a
+ * descent from the root. */
+CK_MUST_CHECK int ck_keyring__get_at(ck_store *st, MDB_cursor *kcur,
+                                     const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                                     unsigned char dk[CK_KEY_BYTES]);
 int ck_keyring__delete(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES]);
 
 /*
@@ -408,6 +415,27 @@ CK_MUST_CHECK int ck_seal__get_at(ck_store *st, MDB_txn *txn,
                                   const uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field_id,
                                   const unsigned char dk[CK_KEY_BYTES], ck_type type, ck_value *out,
                                   int64_t *written, ck_arena *arena);
+/* Open and decode a value record of (sid, field) already fetched from the
+ * values database (ck_seal__fetch), as ck_seal__get_at does: the same
+ * checks, errors and memory rules, without the look-up (so never
+ * CK_ENOTFOUND). `val` points into a read transaction's pages and must
+ * stay valid (the transaction open) during the call. */
+CK_MUST_CHECK int ck_seal__open_at(ck_store *st, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                                   uint16_t field_id, const unsigned char dk[CK_KEY_BYTES],
+                                   ck_type type, const MDB_val *val, ck_value *out,
+                                   int64_t *written, ck_arena *arena);
+/* Fetch, without opening anything, the value records of fields ids[0..n)
+ * (ascending, distinct) of `sid` with one walk of `cur`, a cursor on
+ * st->dbi_values: the subject's values are adjacent, so this is one
+ * positioning and a few steps instead of n look-ups from the root (and a
+ * cursor kept over subjects in ascending id order finds the next one near
+ * the last). recs[i] gets the record of ids[i], or {0, NULL} when unset.
+ * The records point into the transaction's pages: valid until it ends,
+ * never to be handed out. CK_OK, or an LMDB error (CK_EIO ...; every
+ * recs[i] is then {0, NULL}). */
+CK_MUST_CHECK int ck_seal__fetch(ck_store *st, MDB_cursor *cur,
+                                 const uint8_t sid[CK_SUBJECT_ID_BYTES], const uint16_t *ids,
+                                 size_t n, MDB_val *recs);
 
 /* Wrap a given data key for `sid` into the keyring (ck_keyring__create
  * makes the key itself). CK_EINTERNAL if `sid` already has a key. */

@@ -137,13 +137,23 @@ static int load_key(ck_wctx *w, const uint8_t sid[CK_SUBJECT_ID_BYTES])
     return ck_subject__data_key(w->st, w->ktxn, sid, w->dk);
 }
 
-int ck_subject__data_key(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
-                         unsigned char dk[CK_KEY_BYTES])
+static int data_key_rc(ck_store *st, int rc)
 {
-    int rc = ck_keyring__get(st, ktxn, sid, dk);
     if (rc == CK_ENOTFOUND)
         return ck_err__set(st, CK_ENOTFOUND, "subject not found (no data key)");
     return rc;
+}
+
+int ck_subject__data_key(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                         unsigned char dk[CK_KEY_BYTES])
+{
+    return data_key_rc(st, ck_keyring__get(st, ktxn, sid, dk));
+}
+
+int ck_subject__data_key_at(ck_store *st, MDB_cursor *kcur, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                            unsigned char dk[CK_KEY_BYTES])
+{
+    return data_key_rc(st, ck_keyring__get_at(st, kcur, sid, dk));
 }
 
 typedef struct write_ctx {

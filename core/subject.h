@@ -138,6 +138,9 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
 /* The data key of `sid` through a keyring read transaction. */
 int ck_subject__data_key(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
                          unsigned char dk[CK_KEY_BYTES]);
+/* The same through a cursor on the keyring database (ck_keyring__get_at). */
+int ck_subject__data_key_at(ck_store *st, MDB_cursor *kcur, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                            unsigned char dk[CK_KEY_BYTES]);
 
 /* erase.c: is `tag` a tombstone of an erased subject? */
 int ck_erase__tombstoned(bool *out, ck_store *st, MDB_txn *txn, const uint8_t tag[CK_TOMB_BYTES]);

@@ -1703,6 +1703,29 @@ static void test_arena(void **state)
     free(ptrs);
 }
 
+/* A chunk partly used: reset wipes every byte handed out (the wipe covers
+ * what was used, not the whole chunk). */
+static void test_arena_partial_wipe(void **state)
+{
+    (void)state;
+    ck_arena a = CK_ARENA_INIT;
+    uint8_t *p[3];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 3; i++) {
+            uint8_t *q = ck_arena__alloc(&a, 40 + (size_t)i);
+            assert_non_null(q);
+            if (round > 0) {
+                assert_ptr_equal(q, p[i]); /* the same bytes again */
+                assert_true(all_zero(q, 40 + (size_t)i));
+            }
+            p[i] = q;
+            memset(q, 0xab, 40 + (size_t)i);
+        }
+        ck_arena__reset(&a);
+    }
+    ck_arena__free(&a);
+}
+
 static void buf_growth(bool secure)
 {
     ck_buf b = secure ? (ck_buf)CK_BUF_SECURE_INIT : (ck_buf)CK_BUF_INIT;
@@ -1967,6 +1990,7 @@ int main(void)
         cmocka_unit_test(test_ts_text),
         cmocka_unit_test(test_ts_format),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_arena_partial_wipe),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_mem),
 #ifdef CK_FAULT_INJECTION
