@@ -55,6 +55,10 @@ static void end_keyring_read(ck_wctx *w)
 void ck_wctx__fini(ck_wctx *w)
 {
     end_keyring_read(w);
+    if (w->cur_values != NULL)
+        mdb_cursor_close(w->cur_values);
+    if (w->cur_consents != NULL)
+        mdb_cursor_close(w->cur_consents);
     ck_buf__free(&w->scratch);
     ck_buf__free(&w->norm);
     ck_arena__free(&w->arena);
@@ -63,6 +67,18 @@ void ck_wctx__fini(ck_wctx *w)
     if (w->st != NULL)
         ck_store__key_give(w->st, w->dk);
     memset(w, 0, sizeof *w);
+}
+
+int ck_wctx__cursor(ck_wctx *w, MDB_dbi dbi, MDB_cursor **slot)
+{
+    if (*slot != NULL)
+        return CK_OK;
+    int mrc = ck_fault__hit("mdb_cursor_open") ? ENOMEM : mdb_cursor_open(w->txn, dbi, slot);
+    if (mrc != 0) {
+        *slot = NULL;
+        return ck_err__mdb(w->st, mrc, "cannot open a write cursor");
+    }
+    return CK_OK;
 }
 
 void ck_wctx__rollback_new(ck_wctx *w, size_t mark)
@@ -491,7 +507,8 @@ int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, cons
             CK_TRY(index_put(w, s, key, tomb));
         }
     }
-    return ck_seal__put_at(st, w->txn, s->sid, f->id, s->dk, v, w->now, &w->scratch);
+    CK_TRY(ck_wctx__cursor(w, st->dbi_values, &w->cur_values));
+    return ck_seal__put_cur(st, w->cur_values, s->sid, f->id, s->dk, v, w->now, &w->scratch);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -33,7 +33,7 @@ static inline int ck_mdb__put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
 
 typedef struct ck_wctx {
     ck_store *st;
-    MDB_txn *txn; /* data write transaction (a child one per import line) */
+    MDB_txn *txn; /* data write transaction */
     const ck_schema *schema;
     MDB_txn *ktxn;          /* keyring read transaction, opened on first need */
     ck_buf scratch;         /* secure: plaintext encodings */
@@ -48,11 +48,22 @@ typedef struct ck_wctx {
     uint8_t ptag[16][8];
     unsigned nptag;
     int64_t now;
+    /* Write cursors on the values and consents databases, opened on first
+     * use (ck_wctx__cursor) and closed by ck_wctx__fini. A subject's values
+     * are adjacent, and so are its consent records: written one after the
+     * other through the same cursor, most of them land on the page the
+     * cursor is on, without a descent from the root. */
+    MDB_cursor *cur_values, *cur_consents;
 } ck_wctx;
 
 int ck_wctx__init(ck_wctx *w, ck_store *st, MDB_txn *txn, const ck_schema *schema);
-/* End the keyring read, wipe and free everything. */
+/* End the keyring read, close the cursors, wipe and free everything. Call
+ * it before w->txn commits or aborts: LMDB frees the cursors of a write
+ * transaction when it ends, so they must be closed before, not after. */
 void ck_wctx__fini(ck_wctx *w);
+/* *slot (w->cur_values or w->cur_consents) open on `dbi` of w->txn, a write
+ * transaction: opened on the first call, kept until ck_wctx__fini. */
+int ck_wctx__cursor(ck_wctx *w, MDB_dbi dbi, MDB_cursor **slot);
 /* Forget the subjects staged since `mark` (a line rolled back). */
 void ck_wctx__rollback_new(ck_wctx *w, size_t mark);
 /* Write the staged data keys to the keyring (its own write transaction;
