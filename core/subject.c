@@ -444,6 +444,12 @@ int ck_subject__index_unique(ck_wctx *w, ck_subj *s, ck_index_kind kind, const c
     return index_put(w, s, key, kind == CK_INDEX_REF ? tomb : NULL);
 }
 
+int ck_subject__index_unique_new(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES],
+                                 const uint8_t *tomb)
+{
+    return index_put(w, s, key, tomb);
+}
+
 int ck_subject__index_remove(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n)
 {
     uint8_t key[CK_INDEX_KEY_BYTES];
@@ -470,6 +476,39 @@ static int index_clear_field(ck_wctx *w, ck_subj *s, uint16_t fid)
     return CK_OK;
 }
 
+void ck_subject__field_keys(uint8_t key[CK_INDEX_KEY_BYTES], uint8_t tomb[CK_TOMB_BYTES],
+                            const ck_store *st, uint16_t field_id, const uint8_t *norm, size_t n)
+{
+    ck_ident__index_key(key, st, CK_INDEX_FIELD, field_id, norm, n);
+    ck_subject__tomb_tag(tomb, st, CK_INDEX_FIELD, field_id, norm, n);
+}
+
+static int check_value(ck_store *st, const ck_schema_field *f, const ck_value *v)
+{
+    if (v->type != f->type)
+        return ck_err__set(st, CK_EINVAL, "field %s: a %s value was given for a %s field", f->name,
+                           ck_schema__type_name(v->type), ck_schema__type_name(f->type));
+    int rc = ck_codec__check(v);
+    if (rc != CK_OK)
+        return ck_err__set(st, rc, "field %s: invalid value (%s)", f->name,
+                           rc == CK_ELIMIT ? "too large" : "not valid for its type");
+    return CK_OK;
+}
+
+/* Write the checked value `v` of `f`; `key` and `tomb`, for an identifying
+ * field, are its value's index key and tombstone tag. */
+static int set_value(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v,
+                     const uint8_t *key, const uint8_t *tomb)
+{
+    ck_store *st = w->st;
+    if (key != NULL && ix_find(s, key) < 0) {
+        CK_TRY(index_clear_field(w, s, f->id));
+        CK_TRY(index_put(w, s, key, tomb));
+    }
+    CK_TRY(ck_wctx__cursor(w, st->dbi_values, &w->cur_values));
+    return ck_seal__put_cur(st, w->cur_values, s->sid, f->id, s->dk, v, w->now, &w->scratch);
+}
+
 int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v)
 {
     ck_store *st = w->st;
@@ -482,33 +521,29 @@ int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, cons
             return ck_err__mdb(st, mrc, "cannot delete a value");
         return f->identifying ? index_clear_field(w, s, f->id) : CK_OK;
     }
-    if (v->type != f->type)
-        return ck_err__set(st, CK_EINVAL, "field %s: a %s value was given for a %s field", f->name,
-                           ck_schema__type_name(v->type), ck_schema__type_name(f->type));
-    int rc = ck_codec__check(v);
-    if (rc != CK_OK)
-        return ck_err__set(st, rc, "field %s: invalid value (%s)", f->name,
-                           rc == CK_ELIMIT ? "too large" : "not valid for its type");
-    if (f->identifying) {
-        uint8_t key[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
+    CK_TRY(check_value(st, f, v));
+    if (!f->identifying)
+        return set_value(w, s, f, v, NULL, NULL);
+    uint8_t key[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
+    ck_buf__reset(&w->norm);
+    int rc =
+        ck_ident__normalize(&w->norm, ck_ident__norm_kind_for(f->name), v->u.str.ptr, v->u.str.len);
+    if (rc != CK_OK) {
         ck_buf__reset(&w->norm);
-        rc = ck_ident__normalize(&w->norm, ck_ident__norm_kind_for(f->name), v->u.str.ptr,
-                                 v->u.str.len);
-        if (rc != CK_OK) {
-            ck_buf__reset(&w->norm);
-            return ck_err__set(st, rc, "field %s: the value cannot be normalised for look-ups",
-                               f->name);
-        }
-        ck_ident__index_key(key, st, CK_INDEX_FIELD, f->id, w->norm.p, w->norm.len);
-        ck_subject__tomb_tag(tomb, st, CK_INDEX_FIELD, f->id, w->norm.p, w->norm.len);
-        ck_buf__reset(&w->norm);
-        if (ix_find(s, key) < 0) {
-            CK_TRY(index_clear_field(w, s, f->id));
-            CK_TRY(index_put(w, s, key, tomb));
-        }
+        return ck_err__set(st, rc, "field %s: the value cannot be normalised for look-ups",
+                           f->name);
     }
-    CK_TRY(ck_wctx__cursor(w, st->dbi_values, &w->cur_values));
-    return ck_seal__put_cur(st, w->cur_values, s->sid, f->id, s->dk, v, w->now, &w->scratch);
+    ck_subject__field_keys(key, tomb, st, f->id, w->norm.p, w->norm.len);
+    ck_buf__reset(&w->norm);
+    return set_value(w, s, f, v, key, tomb);
+}
+
+int ck_subject__set_field_keyed(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v,
+                                const uint8_t key[CK_INDEX_KEY_BYTES],
+                                const uint8_t tomb[CK_TOMB_BYTES])
+{
+    CK_TRY(check_value(w->st, f, v));
+    return set_value(w, s, f, v, f->identifying ? key : NULL, tomb);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -538,7 +573,7 @@ static int subject_exists(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJE
 }
 
 /* A unique index (ref, alias): one entry at most, no cursor needed. */
-static int index_get_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
+int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
                             const uint8_t key[CK_INDEX_KEY_BYTES], const char *what)
 {
     MDB_val k = {CK_INDEX_KEY_BYTES, (void *)key}, v;
@@ -609,7 +644,7 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
     case CK_BY_ALIAS: {
         ck_index_kind kind = who->by == CK_BY_REF ? CK_INDEX_REF : CK_INDEX_ALIAS;
         CK_TRY(ck_subject__unique_key(key, NULL, st, kind, who->value, n, norm));
-        return index_get_unique(sid, st, txn, key, kind == CK_INDEX_REF ? "ref" : "alias");
+        return ck_subject__find_unique(sid, st, txn, key, kind == CK_INDEX_REF ? "ref" : "alias");
     }
     case CK_BY_LOOKUP: {
         if (who->field == NULL)

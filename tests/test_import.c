@@ -3,7 +3,9 @@
  * fields a line gives and leaves the others, also when the same subject
  * comes back later in the batch; a rejected line in the middle of a batch
  * writes nothing, even for a subject that exists; a batch that fills the
- * map is run again, whole, with its rejects reported once.
+ * map is run again, whole, with its rejects reported once; the blind index
+ * entries of identifying values, hashed when a line is checked, are those
+ * every other write makes.
  *
  * The import writes a subject's values and consent records through write
  * cursors kept for the whole batch (subject.h, ck_wctx): these tests pin
@@ -18,6 +20,8 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+
+#include "subject.h"
 
 #include "fixture.h"
 
@@ -378,6 +382,81 @@ static void test_batch_rerun_after_map_grew(void **state)
         fail_msg("audit log: %s", ck_errmsg(f->st));
 }
 
+/* The index entries (blind index key and tombstone tag, ordered) that
+ * the record of subject `ref` lists for its identifying fields; returns
+ * how many, at most 8. */
+static unsigned field_entries(fx *f, const char *ref, uint8_t out[8][CK_IX_ENTRY])
+{
+    ck_who w = tu_by_ref(ref);
+    unsigned char sid[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(sid, f->st, &w), CK_OK);
+    unsigned char *dk = sodium_malloc(CK_KEY_BYTES);
+    assert_non_null(dk);
+    MDB_txn *txn = NULL, *ktxn = NULL;
+    assert_int_equal(ck_env__read_begin(f->st, &f->st->data, &txn), CK_OK);
+    assert_int_equal(ck_env__read_begin(f->st, &f->st->keyring, &ktxn), CK_OK);
+    assert_int_equal(ck_subject__data_key(f->st, ktxn, sid, dk), CK_OK);
+    ck_arena a = CK_ARENA_INIT;
+    ck_subj s;
+    assert_int_equal(ck_subject__read(&s, f->st, txn, sid, dk, &a), CK_OK);
+    unsigned n = 0;
+    for (uint32_t i = 0; i < s.nix; i++) {
+        if (s.ix[i][0] != CK_INDEX_FIELD)
+            continue;
+        assert_true(n < 8);
+        /* insertion sort on the index key */
+        unsigned j = n++;
+        while (j > 0 && memcmp(out[j - 1], s.ix[i], CK_IX_ENTRY) > 0) {
+            memcpy(out[j], out[j - 1], CK_IX_ENTRY);
+            j--;
+        }
+        memcpy(out[j], s.ix[i], CK_IX_ENTRY);
+    }
+    ck_subj__fini(&s);
+    ck_arena__free(&a);
+    ck_env__read_end(&f->st->keyring, ktxn);
+    ck_env__read_end(&f->st->data, txn);
+    sodium_free(dk);
+    return n;
+}
+
+/* The import hashes an identifying value when it checks the line: the
+ * blind index keys and tombstone tags it stores are exactly those of a
+ * write through ck_put_json (which makes them as it writes), for values
+ * that only normalise to the same text; both subjects are then found by
+ * each value. An update that changes one value changes that entry only. */
+static void test_identifying_entries_match_put(void **state)
+{
+    fx *f = *state;
+    ck_import_stats s;
+    rejects rj = {0};
+    import_text(f->st,
+                "{\"ref\":\"K-1\",\"fields\":{\"email\":\" Zoe.Lemaitre@Example.FR \","
+                "\"phone\":\"06 12 34 56 78\",\"city\":\"Caen\"}}\n",
+                0, &rj, &s);
+    assert_int_equal(s.created, 1);
+    tu_put(f, "K-2", "{\"email\":\"zoe.lemaitre@example.fr\",\"phone\":\"+33612345678\"}");
+
+    uint8_t a[8][CK_IX_ENTRY], b[8][CK_IX_ENTRY];
+    assert_int_equal(field_entries(f, "K-1", a), 2);
+    assert_int_equal(field_entries(f, "K-2", b), 2);
+    assert_memory_equal(a, b, 2 * CK_IX_ENTRY);
+    unsigned char sid[CK_SUBJECT_ID_BYTES];
+    ck_who by_mail = {CK_BY_LOOKUP, "ZOE.LEMAITRE@example.fr", 0, "email", NULL, NULL};
+    ck_who by_phone = {CK_BY_LOOKUP, "0612345678", 0, "phone", NULL, NULL};
+    assert_int_equal(ck_subject_find(sid, f->st, &by_mail), CK_EAMBIGUOUS);
+    assert_int_equal(ck_subject_find(sid, f->st, &by_phone), CK_EAMBIGUOUS);
+
+    import_text(f->st, "{\"ref\":\"K-1\",\"fields\":{\"phone\":\"07 00 00 00 01\"}}\n", 0, &rj, &s);
+    assert_int_equal(s.updated, 1);
+    tu_put(f, "K-2", "{\"phone\":\"+33 7 00 00 00 01\"}");
+    assert_int_equal(field_entries(f, "K-1", a), 2);
+    assert_int_equal(field_entries(f, "K-2", b), 2);
+    assert_memory_equal(a, b, 2 * CK_IX_ENTRY);
+    assert_int_equal(ck_subject_find(sid, f->st, &by_phone), CK_ENOTFOUND);
+    assert_int_equal(rj.n, 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -387,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejected_line_mid_batch_writes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_rerun_after_map_grew, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identifying_entries_match_put, setup, teardown),
     };
     return cmocka_run_group_tests_name("import", tests, NULL, NULL);
 }
