@@ -97,7 +97,10 @@ int ck_buf__append(ck_buf *b, const void *data, size_t n)
 {
     if (n == 0)
         return CK_OK;
-    CK_TRY(ck_buf__reserve(b, n));
+    /* The room is mostly there already (msgpack writes a few bytes at a
+     * time): check that inline; len <= cap always holds. */
+    if (b->p == NULL || n > b->cap - b->len)
+        CK_TRY(ck_buf__reserve(b, n));
     memcpy(b->p + b->len, data, n);
     b->len += n;
     return CK_OK;
