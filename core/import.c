@@ -373,7 +373,7 @@ static int write_line(ck_importer *imp, ck_wctx *w, const parsed *pl)
     ck_store *st = w->st;
     ck_subj s = {0};
     uint8_t sid[CK_SUBJECT_ID_BYTES];
-    int rc = ck_subject__find_unique(sid, st, w->txn, pl->refkey, "ref");
+    int rc = ck_subject__find_unique(sid, w, pl->refkey, "ref");
     bool created = false;
     if (rc == CK_OK) {
         rc = ck_subject__open(w, &s, sid);

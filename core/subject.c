@@ -59,6 +59,10 @@ void ck_wctx__fini(ck_wctx *w)
         mdb_cursor_close(w->cur_values);
     if (w->cur_consents != NULL)
         mdb_cursor_close(w->cur_consents);
+    if (w->cur_subjects != NULL)
+        mdb_cursor_close(w->cur_subjects);
+    if (w->cur_index != NULL)
+        mdb_cursor_close(w->cur_index);
     ck_buf__free(&w->scratch);
     ck_buf__free(&w->norm);
     ck_arena__free(&w->arena);
@@ -235,10 +239,13 @@ int ck_subject__new(ck_wctx *w, ck_subj *s)
 {
     unsigned char *dk = NULL;
     memset(s, 0, sizeof *s);
+    /* Through the subjects cursor: it stays where the record will go, and
+     * ck_subject__save puts it there without another descent. */
+    CK_TRY(ck_wctx__cursor(w, w->st->dbi_subjects, &w->cur_subjects));
     for (int attempt = 0;; attempt++) {
         randombytes_buf(s->sid, sizeof s->sid);
         MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid}, v;
-        int mrc = mdb_get(w->txn, w->st->dbi_subjects, &k, &v);
+        int mrc = mdb_cursor_get(w->cur_subjects, &k, &v, MDB_SET);
         if (mrc == MDB_NOTFOUND)
             break;
         if (mrc != 0)
@@ -291,8 +298,9 @@ int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYT
     ck_store *st = w->st;
     memset(s, 0, sizeof *s);
     memcpy(s->sid, sid, CK_SUBJECT_ID_BYTES);
+    CK_TRY(ck_wctx__cursor(w, st->dbi_subjects, &w->cur_subjects));
     MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid}, v;
-    int mrc = mdb_get(w->txn, st->dbi_subjects, &k, &v);
+    int mrc = mdb_cursor_get(w->cur_subjects, &k, &v, MDB_SET);
     if (mrc == MDB_NOTFOUND)
         return ck_err__set(st, CK_ENOTFOUND, "subject not found");
     if (mrc != 0)
@@ -323,6 +331,7 @@ int ck_subject__save(ck_wctx *w, ck_subj *s)
     uint8_t aad[SUBJECT_AAD_BYTES];
     if (!s->dirty)
         return CK_OK;
+    CK_TRY(ck_wctx__cursor(w, st->dbi_subjects, &w->cur_subjects));
     ck_mp_writer mw;
     ck_buf__reset(&w->scratch);
     ck_mp_writer__init(&mw, &w->scratch);
@@ -336,9 +345,9 @@ int ck_subject__save(ck_wctx *w, ck_subj *s)
         return ck_err__set(st, mw.rc, "cannot encode a subject record");
 
     subject_aad(aad, st, s->sid);
-    CK_TRY(ck_seal__record_put(st, w->txn, st->dbi_subjects, s->sid, CK_SUBJECT_ID_BYTES,
-                               SUBJECT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
-                               "cannot write a subject"));
+    CK_TRY(ck_seal__record_put_cur(st, w->cur_subjects, s->sid, CK_SUBJECT_ID_BYTES,
+                                   SUBJECT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
+                                   "cannot write a subject"));
     s->dirty = false;
     return CK_OK;
 }
@@ -362,12 +371,16 @@ static void ix_drop(ck_subj *s, uint32_t i)
     s->dirty = true;
 }
 
-static int index_put(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES],
+/* Add the index entry `key` -> s->sid (through `cur`, a cursor on the
+ * index, when not NULL) and list it in the subject's record. */
+static int index_put(ck_wctx *w, ck_subj *s, MDB_cursor *cur, const uint8_t key[CK_INDEX_KEY_BYTES],
                      const uint8_t *tomb)
 {
     CK_TRY(ix_reserve(w->st, s, 1));
     MDB_val k = {CK_INDEX_KEY_BYTES, (void *)key}, v = {CK_SUBJECT_ID_BYTES, s->sid};
-    int mrc = ck_mdb__put(w->txn, w->st->dbi_index, &k, &v, MDB_NODUPDATA);
+    int mrc = cur != NULL
+                  ? (ck_fault__hit("mdb_put") ? EIO : mdb_cursor_put(cur, &k, &v, MDB_NODUPDATA))
+                  : ck_mdb__put(w->txn, w->st->dbi_index, &k, &v, MDB_NODUPDATA);
     if (mrc != 0 && mrc != MDB_KEYEXIST)
         return ck_err__mdb(w->st, mrc, "cannot write an index entry");
     memcpy(s->ix[s->nix], key, CK_INDEX_KEY_BYTES);
@@ -441,13 +454,14 @@ int ck_subject__index_unique(ck_wctx *w, ck_subj *s, ck_index_kind kind, const c
     }
     if (mrc != MDB_NOTFOUND)
         return ck_err__mdb(w->st, mrc, "cannot read the index");
-    return index_put(w, s, key, kind == CK_INDEX_REF ? tomb : NULL);
+    return index_put(w, s, NULL, key, kind == CK_INDEX_REF ? tomb : NULL);
 }
 
 int ck_subject__index_unique_new(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES],
                                  const uint8_t *tomb)
 {
-    return index_put(w, s, key, tomb);
+    CK_TRY(ck_wctx__cursor(w, w->st->dbi_index, &w->cur_index));
+    return index_put(w, s, w->cur_index, key, tomb);
 }
 
 int ck_subject__index_remove(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n)
@@ -503,7 +517,7 @@ static int set_value(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_
     ck_store *st = w->st;
     if (key != NULL && ix_find(s, key) < 0) {
         CK_TRY(index_clear_field(w, s, f->id));
-        CK_TRY(index_put(w, s, key, tomb));
+        CK_TRY(index_put(w, s, NULL, key, tomb));
     }
     CK_TRY(ck_wctx__cursor(w, st->dbi_values, &w->cur_values));
     return ck_seal__put_cur(st, w->cur_values, s->sid, f->id, s->dk, v, w->now, &w->scratch);
@@ -572,12 +586,14 @@ static int subject_exists(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJE
     return CK_OK;
 }
 
-/* A unique index (ref, alias): one entry at most, no cursor needed. */
-int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
-                            const uint8_t key[CK_INDEX_KEY_BYTES], const char *what)
+/* A unique index (ref, alias): one entry at most, no cursor needed - but
+ * one is used when given (`cur` on the index, else `txn`). */
+static int get_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn, MDB_cursor *cur,
+                      const uint8_t key[CK_INDEX_KEY_BYTES], const char *what)
 {
     MDB_val k = {CK_INDEX_KEY_BYTES, (void *)key}, v;
-    int mrc = mdb_get(txn, st->dbi_index, &k, &v);
+    int mrc =
+        cur != NULL ? mdb_cursor_get(cur, &k, &v, MDB_SET) : mdb_get(txn, st->dbi_index, &k, &v);
     if (mrc == MDB_NOTFOUND)
         return ck_err__set(st, CK_ENOTFOUND, "no subject has this %s", what);
     if (mrc != 0)
@@ -586,6 +602,13 @@ int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_
         return ck_err__set(st, CK_EINTEGRITY, "an index entry is malformed");
     memcpy(sid, v.mv_data, CK_SUBJECT_ID_BYTES);
     return CK_OK;
+}
+
+int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_wctx *w,
+                            const uint8_t key[CK_INDEX_KEY_BYTES], const char *what)
+{
+    CK_TRY(ck_wctx__cursor(w, w->st->dbi_index, &w->cur_index));
+    return get_unique(sid, w->st, NULL, w->cur_index, key, what);
 }
 
 static int index_lookup(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
@@ -644,7 +667,7 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
     case CK_BY_ALIAS: {
         ck_index_kind kind = who->by == CK_BY_REF ? CK_INDEX_REF : CK_INDEX_ALIAS;
         CK_TRY(ck_subject__unique_key(key, NULL, st, kind, who->value, n, norm));
-        return ck_subject__find_unique(sid, st, txn, key, kind == CK_INDEX_REF ? "ref" : "alias");
+        return get_unique(sid, st, txn, NULL, key, kind == CK_INDEX_REF ? "ref" : "alias");
     }
     case CK_BY_LOOKUP: {
         if (who->field == NULL)

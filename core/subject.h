@@ -54,6 +54,11 @@ typedef struct ck_wctx {
      * other through the same cursor, most of them land on the page the
      * cursor is on, without a descent from the root. */
     MDB_cursor *cur_values, *cur_consents;
+    /* Cursors on the subjects and index databases: the look-up of a
+     * subject (or of a ref) leaves the cursor where its record (or its
+     * index entry) is, or would go, and the write that follows puts it
+     * there without another descent. */
+    MDB_cursor *cur_subjects, *cur_index;
 } ck_wctx;
 
 int ck_wctx__init(ck_wctx *w, ck_store *st, MDB_txn *txn, const ck_schema *schema);
@@ -61,8 +66,8 @@ int ck_wctx__init(ck_wctx *w, ck_store *st, MDB_txn *txn, const ck_schema *schem
  * it before w->txn commits or aborts: LMDB frees the cursors of a write
  * transaction when it ends, so they must be closed before, not after. */
 void ck_wctx__fini(ck_wctx *w);
-/* *slot (w->cur_values or w->cur_consents) open on `dbi` of w->txn, a write
- * transaction: opened on the first call, kept until ck_wctx__fini. */
+/* *slot (one of the w->cur_* cursors) open on `dbi` of w->txn: opened on
+ * the first call, kept until ck_wctx__fini. */
 int ck_wctx__cursor(ck_wctx *w, MDB_dbi dbi, MDB_cursor **slot);
 /* Forget the subjects staged since `mark` (a line rolled back). */
 void ck_wctx__rollback_new(ck_wctx *w, size_t mark);
@@ -166,10 +171,10 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
                         const char *ctx_recipient, ck_buf *norm);
 
 /* The subject that unique index key `key` (a ref's or an alias's, as
- * ck_subject__unique_key makes it) points at, as seen by `txn`; `what`
- * ("ref", "alias") names it in the message. CK_OK; CK_ENOTFOUND;
- * CK_EINTEGRITY. */
-int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
+ * ck_subject__unique_key makes it) points at, as seen by w->txn, looked
+ * up through w->cur_index; `what` ("ref", "alias") names it in the
+ * message. CK_OK; CK_ENOTFOUND; CK_EINTEGRITY. */
+int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_wctx *w,
                             const uint8_t key[CK_INDEX_KEY_BYTES], const char *what);
 
 /* The data key of `sid` through a keyring read transaction. */
