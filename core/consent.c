@@ -358,6 +358,7 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
             w->nptag++;
         }
     }
+    CK_TRY(ck_wctx__cursor(w, st->dbi_consents, &w->cur_consents));
     ck_consent_cur cur = {0};
     /* A subject created in this write has no record yet. */
     if (!s->is_new)
@@ -404,9 +405,9 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
 
     consent_key(key, s->sid, ptag, seq);
     consent_aad(aad, st, key);
-    CK_TRY(ck_seal__record_put(st, w->txn, st->dbi_consents, key, sizeof key,
-                               CONSENT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
-                               "cannot write a consent record"));
+    CK_TRY(ck_seal__record_put_cur(st, w->cur_consents, key, sizeof key, CONSENT_RECORD_VERSION,
+                                   aad, sizeof aad, &w->scratch, s->dk,
+                                   "cannot write a consent record"));
 
     uint8_t ckey[CK_CINDEX_KEY_BYTES], cval[CK_CINDEX_VAL_BYTES];
     memcpy(ckey, ptag, CK_PTAG_BYTES);

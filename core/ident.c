@@ -56,9 +56,29 @@ static void trim(const char **s, size_t *n)
     *n = len;
 }
 
-/* NFC (and case folding when `fold`) through utf8proc into out. */
+/* NFC (and case folding when `fold`) through utf8proc into out.
+ *
+ * Pure ASCII, most e-mail addresses and many names, does not need
+ * utf8proc: NFC leaves ASCII as it is, and the Unicode case folding of an
+ * ASCII character is its ASCII lower case (CaseFolding.txt folds nothing
+ * else below U+0080). The result is the same, without utf8proc's
+ * decomposition, recomposition and allocation (tests/test_ident.c checks
+ * every ASCII character against utf8proc). */
 static int unicode_map(ck_buf *out, const char *s, size_t n, bool fold)
 {
+    size_t ascii = 0;
+    while (ascii < n && (unsigned char)s[ascii] < 0x80)
+        ascii++;
+    if (ascii == n) {
+        CK_TRY(ck_buf__reserve(out, n));
+        uint8_t *d = out->p + out->len;
+        for (size_t i = 0; i < n; i++) {
+            char c = s[i];
+            d[i] = (uint8_t)(fold && c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        }
+        out->len += n;
+        return CK_OK;
+    }
     if (!ck_codec__utf8_valid(s, n))
         return CK_EINVAL;
     utf8proc_uint8_t *mapped = NULL;

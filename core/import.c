@@ -105,6 +105,9 @@ typedef struct line_field {
     const ck_schema_field *f;
     ck_value v;
     bool del;
+    /* identifying: the index key and tombstone tag of the value, made
+     * when the line is checked (its normalisation is checked then) */
+    uint8_t ixkey[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
 } line_field;
 
 typedef struct line_consent {
@@ -116,8 +119,8 @@ typedef struct parsed {
     json_t *root;
     const char *ref;
     size_t ref_len;
-    uint8_t tomb[CK_TOMB_BYTES]; /* the ref's tombstone tag */
-    bool erased;                 /* the ref belonged to an erased subject */
+    uint8_t refkey[CK_INDEX_KEY_BYTES]; /* the ref's index key */
+    uint8_t tomb[CK_TOMB_BYTES];        /* the ref's tombstone tag */
     line_field *fields;
     size_t nfields;
     line_consent *consents;
@@ -275,29 +278,33 @@ static int parse_line(ck_importer *imp, ck_wctx *w, parsed *pl, const char *text
         REJECT("invalid JSON at column %d", jerr.column);
     if (!json_is_object(pl->root))
         REJECT("not a JSON object");
+    /* One pass over the keys (the object keeps them in order: the first
+     * unknown one is the one a reason names). */
     const char *key;
-    json_t *v;
+    json_t *v, *ref = NULL, *fields = NULL, *consent = NULL;
     json_object_foreach(pl->root, key, v)
     {
-        if (strcmp(key, "ref") != 0 && strcmp(key, "fields") != 0 && strcmp(key, "consent") != 0)
+        if (strcmp(key, "ref") == 0)
+            ref = v;
+        else if (strcmp(key, "fields") == 0)
+            fields = v;
+        else if (strcmp(key, "consent") == 0)
+            consent = v;
+        else
             REJECT("unknown key \"" NAME_SHOWN "\" (expected ref, fields, consent)", SHOWN(key));
     }
-    json_t *ref = json_object_get(pl->root, "ref");
     if (!json_is_string(ref))
         REJECT("\"ref\" is required and must be a string");
     pl->ref = json_string_value(ref);
     pl->ref_len = json_string_length(ref);
     {
-        uint8_t k[CK_INDEX_KEY_BYTES];
-        int rc =
-            ck_subject__unique_key(k, pl->tomb, st, CK_INDEX_REF, pl->ref, pl->ref_len, &w->norm);
+        int rc = ck_subject__unique_key(pl->refkey, pl->tomb, st, CK_INDEX_REF, pl->ref,
+                                        pl->ref_len, &w->norm);
         if (rc == CK_EINVAL)
             REJECT("ref: %s", ck_err__get(st));
         CK_TRY(rc);
-        CK_TRY(ck_erase__tombstoned(&pl->erased, st, w->txn, pl->tomb));
     }
 
-    json_t *fields = json_object_get(pl->root, "fields");
     if (fields != NULL) {
         if (!json_is_object(fields))
             REJECT("\"fields\" must be an object");
@@ -327,6 +334,8 @@ static int parse_line(ck_importer *imp, ck_wctx *w, parsed *pl, const char *text
                 ck_buf__reset(&w->norm);
                 rc = ck_ident__normalize(&w->norm, ck_ident__norm_kind_for(f->name),
                                          lf->v.u.str.ptr, lf->v.u.str.len);
+                if (rc == CK_OK)
+                    ck_subject__field_keys(lf->ixkey, lf->tomb, st, f->id, w->norm.p, w->norm.len);
                 ck_buf__reset(&w->norm);
                 if (rc == CK_EINVAL)
                     REJECT("field %s: the value cannot be normalised for look-ups (%s)", f->name,
@@ -339,7 +348,6 @@ static int parse_line(ck_importer *imp, ck_wctx *w, parsed *pl, const char *text
         }
     }
 
-    json_t *consent = json_object_get(pl->root, "consent");
     if (consent != NULL) {
         if (!json_is_object(consent))
             REJECT("\"consent\" must be an object");
@@ -365,22 +373,26 @@ static int write_line(ck_importer *imp, ck_wctx *w, const parsed *pl)
     ck_store *st = w->st;
     ck_subj s = {0};
     uint8_t sid[CK_SUBJECT_ID_BYTES];
-    ck_who who = {CK_BY_REF, pl->ref, pl->ref_len, NULL, NULL, NULL};
-    int rc = ck_subject__resolve(sid, st, w->txn, w->schema, &who, NULL, NULL, &w->norm);
+    int rc = ck_subject__find_unique(sid, w, pl->refkey, "ref");
     bool created = false;
     if (rc == CK_OK) {
         rc = ck_subject__open(w, &s, sid);
-    } else if (rc == CK_ENOTFOUND && pl->erased && (imp->flags & CK_IMPORT_RECREATE_ERASED) == 0) {
-        return CK_ERASED_REF;
     } else if (rc == CK_ENOTFOUND) {
+        bool erased = false;
+        CK_TRY(ck_erase__tombstoned(&erased, st, w->txn, pl->tomb));
+        if (erased && (imp->flags & CK_IMPORT_RECREATE_ERASED) == 0)
+            return CK_ERASED_REF;
+        /* The ref was just looked up in this transaction: it is free. */
         rc = ck_subject__new(w, &s);
         if (rc == CK_OK)
-            rc = ck_subject__index_unique(w, &s, CK_INDEX_REF, pl->ref, pl->ref_len);
+            rc = ck_subject__index_unique_new(w, &s, pl->refkey, pl->tomb);
         created = true;
     }
-    for (size_t i = 0; rc == CK_OK && i < pl->nfields; i++)
-        rc = ck_subject__set_field(w, &s, pl->fields[i].f,
-                                   pl->fields[i].del ? NULL : &pl->fields[i].v);
+    for (size_t i = 0; rc == CK_OK && i < pl->nfields; i++) {
+        const line_field *lf = &pl->fields[i];
+        rc = lf->del ? ck_subject__set_field(w, &s, lf->f, NULL)
+                     : ck_subject__set_field_keyed(w, &s, lf->f, &lf->v, lf->ixkey, lf->tomb);
+    }
     if (rc == CK_OK)
         rc = ck_subject__save(w, &s);
     for (size_t i = 0; rc == CK_OK && i < pl->nconsents; i++)

@@ -37,6 +37,20 @@ static void value_aad(uint8_t aad[AAD_BYTES], const ck_store *st,
     aad[AAD_BYTES - 1] = CK_VALUE_RECORD_VERSION;
 }
 
+/* The puts of this file write with mdb_cursor_put when given a cursor (a
+ * write cursor on the database the record goes to: a put next to the one
+ * before it, e.g. the next field of the same subject, then lands on the
+ * page the cursor is on without a descent from the root), else with
+ * mdb_put. MDB_RESERVE: the record is sealed straight into the page, no
+ * intermediate copy. Both go through the fault-injection hook "mdb_put". */
+static int reserve(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    if (ck_fault__hit("mdb_put"))
+        return EIO;
+    return cur != NULL ? mdb_cursor_put(cur, k, v, MDB_RESERVE)
+                       : mdb_put(txn, dbi, k, v, MDB_RESERVE);
+}
+
 int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
                  uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
                  ck_buf *scratch)
@@ -44,9 +58,10 @@ int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYT
     return ck_seal__put_at(st, txn, sid, field_id, dk, v, ck_store__now(st), scratch);
 }
 
-int ck_seal__put_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
-                    uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
-                    int64_t written, ck_buf *scratch)
+static int put_value(ck_store *st, MDB_txn *txn, MDB_cursor *cur,
+                     const uint8_t sid[CK_SUBJECT_ID_BYTES], uint16_t field_id,
+                     const unsigned char dk[CK_KEY_BYTES], const ck_value *v, int64_t written,
+                     ck_buf *scratch)
 {
     int rc;
     uint8_t key[CK_VALUE_KEY_BYTES], aad[AAD_BYTES], tbe[8];
@@ -66,8 +81,7 @@ int ck_seal__put_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_
     value_aad(aad, st, sid, field_id);
     MDB_val k = {sizeof key, key};
     MDB_val val = {rec_len, NULL};
-    /* MDB_RESERVE: seal straight into the page, no intermediate copy. */
-    int mrc = mdb_put(txn, st->dbi_values, &k, &val, MDB_RESERVE);
+    int mrc = reserve(txn, st->dbi_values, cur, &k, &val);
     if (mrc != 0) {
         rc = ck_err__mdb(st, mrc, "cannot write a value");
         goto cleanup;
@@ -79,6 +93,20 @@ int ck_seal__put_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_
 cleanup:
     ck_buf__reset(scratch); /* plaintext encoding: wiped when secure */
     return rc;
+}
+
+int ck_seal__put_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                    uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
+                    int64_t written, ck_buf *scratch)
+{
+    return put_value(st, txn, NULL, sid, field_id, dk, v, written, scratch);
+}
+
+int ck_seal__put_cur(ck_store *st, MDB_cursor *cur, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                     uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
+                     int64_t written, ck_buf *scratch)
+{
+    return put_value(st, NULL, cur, sid, field_id, dk, v, written, scratch);
 }
 
 int ck_seal__get(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
@@ -185,14 +213,13 @@ int ck_seal__fetch(ck_store *st, MDB_cursor *cur, const uint8_t sid[CK_SUBJECT_I
 /* logs): [u8 version][nonce 24][ciphertext][tag 16].                        */
 /* ------------------------------------------------------------------------ */
 
-int ck_seal__record_put(ck_store *st, MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
-                        uint8_t version, const uint8_t *aad, size_t aad_len, ck_buf *scratch,
-                        const unsigned char k[CK_KEY_BYTES], const char *what)
+static int record_put(ck_store *st, MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, const void *key,
+                      size_t klen, uint8_t version, const uint8_t *aad, size_t aad_len,
+                      ck_buf *scratch, const unsigned char k[CK_KEY_BYTES], const char *what)
 {
     MDB_val mk = {klen, (void *)key};
     MDB_val v = {1 + CK_SEAL_OVERHEAD + scratch->len, NULL};
-    /* MDB_RESERVE: sealed straight into the page, no intermediate copy. */
-    int mrc = ck_fault__hit("mdb_put") ? EIO : mdb_put(txn, dbi, &mk, &v, MDB_RESERVE);
+    int mrc = reserve(txn, dbi, cur, &mk, &v);
     if (mrc != 0) {
         ck_buf__reset(scratch);
         return ck_err__mdb(st, mrc, what);
@@ -202,6 +229,20 @@ int ck_seal__record_put(ck_store *st, MDB_txn *txn, MDB_dbi dbi, const void *key
     ck_crypto__seal_st(rec + 1, st, scratch->p, scratch->len, aad, aad_len, k);
     ck_buf__reset(scratch);
     return CK_OK;
+}
+
+int ck_seal__record_put(ck_store *st, MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                        uint8_t version, const uint8_t *aad, size_t aad_len, ck_buf *scratch,
+                        const unsigned char k[CK_KEY_BYTES], const char *what)
+{
+    return record_put(st, txn, dbi, NULL, key, klen, version, aad, aad_len, scratch, k, what);
+}
+
+int ck_seal__record_put_cur(ck_store *st, MDB_cursor *cur, const void *key, size_t klen,
+                            uint8_t version, const uint8_t *aad, size_t aad_len, ck_buf *scratch,
+                            const unsigned char k[CK_KEY_BYTES], const char *what)
+{
+    return record_put(st, NULL, 0, cur, key, klen, version, aad, aad_len, scratch, k, what);
 }
 
 int ck_seal__record_open(const uint8_t **pt, size_t *pt_len, ck_store *st, const MDB_val *v,

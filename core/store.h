@@ -338,6 +338,13 @@ static inline const unsigned char *ck_store__subkey(const ck_store *st, ck_subke
 int ck_seal__record_put(ck_store *st, MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
                         uint8_t version, const uint8_t *aad, size_t aad_len, ck_buf *scratch,
                         const unsigned char k[CK_KEY_BYTES], const char *what);
+/* record_put through `cur`, a write cursor on the database the record goes
+ * to (its transaction a write one, still open): a put whose key sorts next
+ * to the cursor's last one stays on that page instead of descending from
+ * the root. Same record, same errors. */
+int ck_seal__record_put_cur(ck_store *st, MDB_cursor *cur, const void *key, size_t klen,
+                            uint8_t version, const uint8_t *aad, size_t aad_len, ck_buf *scratch,
+                            const unsigned char k[CK_KEY_BYTES], const char *what);
 int ck_seal__record_open(const uint8_t **pt, size_t *pt_len, ck_store *st, const MDB_val *v,
                          uint8_t version, const uint8_t *aad, size_t aad_len,
                          const unsigned char k[CK_KEY_BYTES], ck_arena *arena, const char *what);
@@ -402,6 +409,13 @@ int ck_seal__put(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYT
 int ck_seal__put_at(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJECT_ID_BYTES],
                     uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
                     int64_t written, ck_buf *scratch);
+/* ck_seal__put_at through `cur`, a write cursor on st->dbi_values (see
+ * ck_seal__record_put_cur): the values of one subject are adjacent, so
+ * writing them one after the other through the same cursor saves a
+ * descent from the root for most of them. */
+int ck_seal__put_cur(ck_store *st, MDB_cursor *cur, const uint8_t sid[CK_SUBJECT_ID_BYTES],
+                     uint16_t field_id, const unsigned char dk[CK_KEY_BYTES], const ck_value *v,
+                     int64_t written, ck_buf *scratch);
 /* Fetch, open and decode the value of (sid, field) into `out`, whose memory
  * (plaintext included) lives in `arena`, wiped when the caller resets it.
  * CK_ENOTFOUND when the field is unset; CK_EINTEGRITY when the record does

@@ -55,6 +55,14 @@ static void end_keyring_read(ck_wctx *w)
 void ck_wctx__fini(ck_wctx *w)
 {
     end_keyring_read(w);
+    if (w->cur_values != NULL)
+        mdb_cursor_close(w->cur_values);
+    if (w->cur_consents != NULL)
+        mdb_cursor_close(w->cur_consents);
+    if (w->cur_subjects != NULL)
+        mdb_cursor_close(w->cur_subjects);
+    if (w->cur_index != NULL)
+        mdb_cursor_close(w->cur_index);
     ck_buf__free(&w->scratch);
     ck_buf__free(&w->norm);
     ck_arena__free(&w->arena);
@@ -63,6 +71,18 @@ void ck_wctx__fini(ck_wctx *w)
     if (w->st != NULL)
         ck_store__key_give(w->st, w->dk);
     memset(w, 0, sizeof *w);
+}
+
+int ck_wctx__cursor(ck_wctx *w, MDB_dbi dbi, MDB_cursor **slot)
+{
+    if (*slot != NULL)
+        return CK_OK;
+    int mrc = ck_fault__hit("mdb_cursor_open") ? ENOMEM : mdb_cursor_open(w->txn, dbi, slot);
+    if (mrc != 0) {
+        *slot = NULL;
+        return ck_err__mdb(w->st, mrc, "cannot open a write cursor");
+    }
+    return CK_OK;
 }
 
 void ck_wctx__rollback_new(ck_wctx *w, size_t mark)
@@ -229,10 +249,13 @@ int ck_subject__new(ck_wctx *w, ck_subj *s)
 {
     unsigned char *dk = NULL;
     memset(s, 0, sizeof *s);
+    /* Through the subjects cursor: it stays where the record will go, and
+     * ck_subject__save puts it there without another descent. */
+    CK_TRY(ck_wctx__cursor(w, w->st->dbi_subjects, &w->cur_subjects));
     for (int attempt = 0;; attempt++) {
         randombytes_buf(s->sid, sizeof s->sid);
         MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid}, v;
-        int mrc = mdb_get(w->txn, w->st->dbi_subjects, &k, &v);
+        int mrc = mdb_cursor_get(w->cur_subjects, &k, &v, MDB_SET);
         if (mrc == MDB_NOTFOUND)
             break;
         if (mrc != 0)
@@ -285,8 +308,9 @@ int ck_subject__open(ck_wctx *w, ck_subj *s, const uint8_t sid[CK_SUBJECT_ID_BYT
     ck_store *st = w->st;
     memset(s, 0, sizeof *s);
     memcpy(s->sid, sid, CK_SUBJECT_ID_BYTES);
+    CK_TRY(ck_wctx__cursor(w, st->dbi_subjects, &w->cur_subjects));
     MDB_val k = {CK_SUBJECT_ID_BYTES, s->sid}, v;
-    int mrc = mdb_get(w->txn, st->dbi_subjects, &k, &v);
+    int mrc = mdb_cursor_get(w->cur_subjects, &k, &v, MDB_SET);
     if (mrc == MDB_NOTFOUND)
         return ck_err__set(st, CK_ENOTFOUND, "subject not found");
     if (mrc != 0)
@@ -317,6 +341,7 @@ int ck_subject__save(ck_wctx *w, ck_subj *s)
     uint8_t aad[SUBJECT_AAD_BYTES];
     if (!s->dirty)
         return CK_OK;
+    CK_TRY(ck_wctx__cursor(w, st->dbi_subjects, &w->cur_subjects));
     ck_mp_writer mw;
     ck_buf__reset(&w->scratch);
     ck_mp_writer__init(&mw, &w->scratch);
@@ -330,9 +355,9 @@ int ck_subject__save(ck_wctx *w, ck_subj *s)
         return ck_err__set(st, mw.rc, "cannot encode a subject record");
 
     subject_aad(aad, st, s->sid);
-    CK_TRY(ck_seal__record_put(st, w->txn, st->dbi_subjects, s->sid, CK_SUBJECT_ID_BYTES,
-                               SUBJECT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
-                               "cannot write a subject"));
+    CK_TRY(ck_seal__record_put_cur(st, w->cur_subjects, s->sid, CK_SUBJECT_ID_BYTES,
+                                   SUBJECT_RECORD_VERSION, aad, sizeof aad, &w->scratch, s->dk,
+                                   "cannot write a subject"));
     s->dirty = false;
     return CK_OK;
 }
@@ -356,12 +381,16 @@ static void ix_drop(ck_subj *s, uint32_t i)
     s->dirty = true;
 }
 
-static int index_put(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES],
+/* Add the index entry `key` -> s->sid (through `cur`, a cursor on the
+ * index, when not NULL) and list it in the subject's record. */
+static int index_put(ck_wctx *w, ck_subj *s, MDB_cursor *cur, const uint8_t key[CK_INDEX_KEY_BYTES],
                      const uint8_t *tomb)
 {
     CK_TRY(ix_reserve(w->st, s, 1));
     MDB_val k = {CK_INDEX_KEY_BYTES, (void *)key}, v = {CK_SUBJECT_ID_BYTES, s->sid};
-    int mrc = ck_mdb__put(w->txn, w->st->dbi_index, &k, &v, MDB_NODUPDATA);
+    int mrc = cur != NULL
+                  ? (ck_fault__hit("mdb_put") ? EIO : mdb_cursor_put(cur, &k, &v, MDB_NODUPDATA))
+                  : ck_mdb__put(w->txn, w->st->dbi_index, &k, &v, MDB_NODUPDATA);
     if (mrc != 0 && mrc != MDB_KEYEXIST)
         return ck_err__mdb(w->st, mrc, "cannot write an index entry");
     memcpy(s->ix[s->nix], key, CK_INDEX_KEY_BYTES);
@@ -435,7 +464,14 @@ int ck_subject__index_unique(ck_wctx *w, ck_subj *s, ck_index_kind kind, const c
     }
     if (mrc != MDB_NOTFOUND)
         return ck_err__mdb(w->st, mrc, "cannot read the index");
-    return index_put(w, s, key, kind == CK_INDEX_REF ? tomb : NULL);
+    return index_put(w, s, NULL, key, kind == CK_INDEX_REF ? tomb : NULL);
+}
+
+int ck_subject__index_unique_new(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES],
+                                 const uint8_t *tomb)
+{
+    CK_TRY(ck_wctx__cursor(w, w->st->dbi_index, &w->cur_index));
+    return index_put(w, s, w->cur_index, key, tomb);
 }
 
 int ck_subject__index_remove(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n)
@@ -464,6 +500,39 @@ static int index_clear_field(ck_wctx *w, ck_subj *s, uint16_t fid)
     return CK_OK;
 }
 
+void ck_subject__field_keys(uint8_t key[CK_INDEX_KEY_BYTES], uint8_t tomb[CK_TOMB_BYTES],
+                            const ck_store *st, uint16_t field_id, const uint8_t *norm, size_t n)
+{
+    ck_ident__index_key(key, st, CK_INDEX_FIELD, field_id, norm, n);
+    ck_subject__tomb_tag(tomb, st, CK_INDEX_FIELD, field_id, norm, n);
+}
+
+static int check_value(ck_store *st, const ck_schema_field *f, const ck_value *v)
+{
+    if (v->type != f->type)
+        return ck_err__set(st, CK_EINVAL, "field %s: a %s value was given for a %s field", f->name,
+                           ck_schema__type_name(v->type), ck_schema__type_name(f->type));
+    int rc = ck_codec__check(v);
+    if (rc != CK_OK)
+        return ck_err__set(st, rc, "field %s: invalid value (%s)", f->name,
+                           rc == CK_ELIMIT ? "too large" : "not valid for its type");
+    return CK_OK;
+}
+
+/* Write the checked value `v` of `f`; `key` and `tomb`, for an identifying
+ * field, are its value's index key and tombstone tag. */
+static int set_value(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v,
+                     const uint8_t *key, const uint8_t *tomb)
+{
+    ck_store *st = w->st;
+    if (key != NULL && ix_find(s, key) < 0) {
+        CK_TRY(index_clear_field(w, s, f->id));
+        CK_TRY(index_put(w, s, NULL, key, tomb));
+    }
+    CK_TRY(ck_wctx__cursor(w, st->dbi_values, &w->cur_values));
+    return ck_seal__put_cur(st, w->cur_values, s->sid, f->id, s->dk, v, w->now, &w->scratch);
+}
+
 int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v)
 {
     ck_store *st = w->st;
@@ -476,32 +545,29 @@ int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, cons
             return ck_err__mdb(st, mrc, "cannot delete a value");
         return f->identifying ? index_clear_field(w, s, f->id) : CK_OK;
     }
-    if (v->type != f->type)
-        return ck_err__set(st, CK_EINVAL, "field %s: a %s value was given for a %s field", f->name,
-                           ck_schema__type_name(v->type), ck_schema__type_name(f->type));
-    int rc = ck_codec__check(v);
-    if (rc != CK_OK)
-        return ck_err__set(st, rc, "field %s: invalid value (%s)", f->name,
-                           rc == CK_ELIMIT ? "too large" : "not valid for its type");
-    if (f->identifying) {
-        uint8_t key[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
+    CK_TRY(check_value(st, f, v));
+    if (!f->identifying)
+        return set_value(w, s, f, v, NULL, NULL);
+    uint8_t key[CK_INDEX_KEY_BYTES], tomb[CK_TOMB_BYTES];
+    ck_buf__reset(&w->norm);
+    int rc =
+        ck_ident__normalize(&w->norm, ck_ident__norm_kind_for(f->name), v->u.str.ptr, v->u.str.len);
+    if (rc != CK_OK) {
         ck_buf__reset(&w->norm);
-        rc = ck_ident__normalize(&w->norm, ck_ident__norm_kind_for(f->name), v->u.str.ptr,
-                                 v->u.str.len);
-        if (rc != CK_OK) {
-            ck_buf__reset(&w->norm);
-            return ck_err__set(st, rc, "field %s: the value cannot be normalised for look-ups",
-                               f->name);
-        }
-        ck_ident__index_key(key, st, CK_INDEX_FIELD, f->id, w->norm.p, w->norm.len);
-        ck_subject__tomb_tag(tomb, st, CK_INDEX_FIELD, f->id, w->norm.p, w->norm.len);
-        ck_buf__reset(&w->norm);
-        if (ix_find(s, key) < 0) {
-            CK_TRY(index_clear_field(w, s, f->id));
-            CK_TRY(index_put(w, s, key, tomb));
-        }
+        return ck_err__set(st, rc, "field %s: the value cannot be normalised for look-ups",
+                           f->name);
     }
-    return ck_seal__put_at(st, w->txn, s->sid, f->id, s->dk, v, w->now, &w->scratch);
+    ck_subject__field_keys(key, tomb, st, f->id, w->norm.p, w->norm.len);
+    ck_buf__reset(&w->norm);
+    return set_value(w, s, f, v, key, tomb);
+}
+
+int ck_subject__set_field_keyed(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v,
+                                const uint8_t key[CK_INDEX_KEY_BYTES],
+                                const uint8_t tomb[CK_TOMB_BYTES])
+{
+    CK_TRY(check_value(w->st, f, v));
+    return set_value(w, s, f, v, f->identifying ? key : NULL, tomb);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -530,12 +596,14 @@ static int subject_exists(ck_store *st, MDB_txn *txn, const uint8_t sid[CK_SUBJE
     return CK_OK;
 }
 
-/* A unique index (ref, alias): one entry at most, no cursor needed. */
-static int index_get_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
-                            const uint8_t key[CK_INDEX_KEY_BYTES], const char *what)
+/* A unique index (ref, alias): one entry at most, no cursor needed - but
+ * one is used when given (`cur` on the index, else `txn`). */
+static int get_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn, MDB_cursor *cur,
+                      const uint8_t key[CK_INDEX_KEY_BYTES], const char *what)
 {
     MDB_val k = {CK_INDEX_KEY_BYTES, (void *)key}, v;
-    int mrc = mdb_get(txn, st->dbi_index, &k, &v);
+    int mrc =
+        cur != NULL ? mdb_cursor_get(cur, &k, &v, MDB_SET) : mdb_get(txn, st->dbi_index, &k, &v);
     if (mrc == MDB_NOTFOUND)
         return ck_err__set(st, CK_ENOTFOUND, "no subject has this %s", what);
     if (mrc != 0)
@@ -544,6 +612,13 @@ static int index_get_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_
         return ck_err__set(st, CK_EINTEGRITY, "an index entry is malformed");
     memcpy(sid, v.mv_data, CK_SUBJECT_ID_BYTES);
     return CK_OK;
+}
+
+int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_wctx *w,
+                            const uint8_t key[CK_INDEX_KEY_BYTES], const char *what)
+{
+    CK_TRY(ck_wctx__cursor(w, w->st->dbi_index, &w->cur_index));
+    return get_unique(sid, w->st, NULL, w->cur_index, key, what);
 }
 
 static int index_lookup(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
@@ -602,7 +677,7 @@ int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn 
     case CK_BY_ALIAS: {
         ck_index_kind kind = who->by == CK_BY_REF ? CK_INDEX_REF : CK_INDEX_ALIAS;
         CK_TRY(ck_subject__unique_key(key, NULL, st, kind, who->value, n, norm));
-        return index_get_unique(sid, st, txn, key, kind == CK_INDEX_REF ? "ref" : "alias");
+        return get_unique(sid, st, txn, NULL, key, kind == CK_INDEX_REF ? "ref" : "alias");
     }
     case CK_BY_LOOKUP: {
         if (who->field == NULL)

@@ -33,7 +33,7 @@ static inline int ck_mdb__put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
 
 typedef struct ck_wctx {
     ck_store *st;
-    MDB_txn *txn; /* data write transaction (a child one per import line) */
+    MDB_txn *txn; /* data write transaction */
     const ck_schema *schema;
     MDB_txn *ktxn;          /* keyring read transaction, opened on first need */
     ck_buf scratch;         /* secure: plaintext encodings */
@@ -48,11 +48,27 @@ typedef struct ck_wctx {
     uint8_t ptag[16][8];
     unsigned nptag;
     int64_t now;
+    /* Write cursors on the values and consents databases, opened on first
+     * use (ck_wctx__cursor) and closed by ck_wctx__fini. A subject's values
+     * are adjacent, and so are its consent records: written one after the
+     * other through the same cursor, most of them land on the page the
+     * cursor is on, without a descent from the root. */
+    MDB_cursor *cur_values, *cur_consents;
+    /* Cursors on the subjects and index databases: the look-up of a
+     * subject (or of a ref) leaves the cursor where its record (or its
+     * index entry) is, or would go, and the write that follows puts it
+     * there without another descent. */
+    MDB_cursor *cur_subjects, *cur_index;
 } ck_wctx;
 
 int ck_wctx__init(ck_wctx *w, ck_store *st, MDB_txn *txn, const ck_schema *schema);
-/* End the keyring read, wipe and free everything. */
+/* End the keyring read, close the cursors, wipe and free everything. Call
+ * it before w->txn commits or aborts: LMDB frees the cursors of a write
+ * transaction when it ends, so they must be closed before, not after. */
 void ck_wctx__fini(ck_wctx *w);
+/* *slot (one of the w->cur_* cursors) open on `dbi` of w->txn: opened on
+ * the first call, kept until ck_wctx__fini. */
+int ck_wctx__cursor(ck_wctx *w, MDB_dbi dbi, MDB_cursor **slot);
 /* Forget the subjects staged since `mark` (a line rolled back). */
 void ck_wctx__rollback_new(ck_wctx *w, size_t mark);
 /* Write the staged data keys to the keyring (its own write transaction;
@@ -108,12 +124,31 @@ int ck_subject__save(ck_wctx *w, ck_subj *s);
  * `raw` is normalised (trimmed) first. CK_EEXIST when another subject
  * holds it; CK_OK when this one already does. */
 int ck_subject__index_unique(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n);
+/* Point the unique index entry `key` (as ck_subject__unique_key makes it;
+ * `tomb` its tombstone tag for a ref, NULL for an alias) at `s`, knowing
+ * that no subject holds it: the caller found it free in w->txn
+ * (ck_subject__find_unique gave CK_ENOTFOUND) and wrote no index entry
+ * since. */
+int ck_subject__index_unique_new(ck_wctx *w, ck_subj *s, const uint8_t key[CK_INDEX_KEY_BYTES],
+                                 const uint8_t *tomb);
 /* Remove an alias. CK_ENOTFOUND when the subject does not hold it. */
 int ck_subject__index_remove(ck_wctx *w, ck_subj *s, ck_index_kind kind, const char *raw, size_t n);
 
 /* Set (v != NULL) or delete (v == NULL) field `f`: value sealed, blind
  * index of an identifying field kept in step. `v` must have f's type. */
 int ck_subject__set_field(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v);
+/* The index key and tombstone tag of the value of identifying field
+ * `field_id` whose normalised form (ck_ident__normalize with
+ * ck_ident__norm_kind_for the field's name) is the n bytes at `norm`. */
+void ck_subject__field_keys(uint8_t key[CK_INDEX_KEY_BYTES], uint8_t tomb[CK_TOMB_BYTES],
+                            const ck_store *st, uint16_t field_id, const uint8_t *norm, size_t n);
+/* ck_subject__set_field with v != NULL whose index key and tombstone tag,
+ * if `f` is identifying, the caller made with ck_subject__field_keys
+ * (the import, which normalises every value when it checks a line, does
+ * not normalise and hash it a second time). Ignored for other fields. */
+int ck_subject__set_field_keyed(ck_wctx *w, ck_subj *s, const ck_schema_field *f, const ck_value *v,
+                                const uint8_t key[CK_INDEX_KEY_BYTES],
+                                const uint8_t tomb[CK_TOMB_BYTES]);
 
 /* The index key of a ref (kind REF) or alias, normalised: CK_EINVAL when
  * empty or too long. `tomb`, if not NULL, receives its tombstone tag. */
@@ -134,6 +169,13 @@ int ck_subject__unique_key(uint8_t out[CK_INDEX_KEY_BYTES], uint8_t *tomb, ck_st
 int ck_subject__resolve(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_store *st, MDB_txn *txn,
                         const ck_schema *schema, const ck_who *who, const char *ctx_purpose,
                         const char *ctx_recipient, ck_buf *norm);
+
+/* The subject that unique index key `key` (a ref's or an alias's, as
+ * ck_subject__unique_key makes it) points at, as seen by w->txn, looked
+ * up through w->cur_index; `what` ("ref", "alias") names it in the
+ * message. CK_OK; CK_ENOTFOUND; CK_EINTEGRITY. */
+int ck_subject__find_unique(uint8_t sid[CK_SUBJECT_ID_BYTES], ck_wctx *w,
+                            const uint8_t key[CK_INDEX_KEY_BYTES], const char *what);
 
 /* The data key of `sid` through a keyring read transaction. */
 int ck_subject__data_key(ck_store *st, MDB_txn *ktxn, const uint8_t sid[CK_SUBJECT_ID_BYTES],

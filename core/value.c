@@ -52,6 +52,13 @@ static void set_err(char *err, size_t err_max, const char *fmt, ...)
     va_end(ap);
 }
 
+/* No error (yet): an empty message, without the cost of a format. */
+static void clear_err(char *err, size_t err_max)
+{
+    if (err != NULL && err_max > 0)
+        err[0] = '\0';
+}
+
 /* Record `msg` and give `rc`, for `return fail(...)` in the parsers. */
 static int fail(char *err, size_t err_max, int rc, const char *msg)
 {
@@ -442,7 +449,7 @@ int ck_value__from_json(ck_value *out, ck_type type, const json_t *j, ck_arena *
     memset(out, 0, sizeof(*out));
     memset(&v, 0, sizeof(v));
     v.type = type;
-    set_err(err, err_max, "%s", "");
+    clear_err(err, err_max);
     if (j == NULL)
         return fail(err, err_max, CK_EINVAL, "missing value");
 
@@ -505,7 +512,7 @@ int ck_value__from_text(ck_value *out, ck_type type, const char *s, size_t n, ck
     memset(out, 0, sizeof(*out));
     memset(&v, 0, sizeof(v));
     v.type = type;
-    set_err(err, err_max, "%s", "");
+    clear_err(err, err_max);
     if (s == NULL && n != 0)
         return fail(err, err_max, CK_EINVAL, "missing value");
     if (s == NULL)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "fault.h"
 #include "store.h"
@@ -383,6 +384,156 @@ static void test_import_every_fault(void **state)
             break;
     }
     assert_true(n > 20 && n < MAX_N);
+}
+
+/* What the store holds about the subject of `ref` that an import can
+ * change, as one line of text (the caller frees it): its values, the
+ * state of each consent and the length of the consent history, and which
+ * of the e-mails `mails` find it; "none" when there is no such subject.
+ * Read through an export (the subject id and the times are left out: they
+ * differ from one store to the next). */
+static char *subject_state(ck_store *st, const char *ref, const char *const *mails, size_t nmails)
+{
+    ck_who w = {CK_BY_REF, ref, 0, NULL, NULL, NULL};
+    char *text = NULL;
+    int rc = ck_export(&text, st, &w, "t", 0);
+    if (rc == CK_ENOTFOUND)
+        return strdup("none");
+    if (rc != CK_OK)
+        fail_msg("export of %s: %s", ref, ck_errmsg(st));
+    json_t *all = json_loads(text, 0, NULL);
+    ck_free(text);
+    assert_non_null(all);
+    json_t *out = json_object(), *fields = json_object(), *states = json_object(),
+           *found = json_array();
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(all, "fields"), name, v)
+        json_object_set(fields, name, json_object_get(v, "value"));
+    json_t *consents = json_object_get(all, "consents");
+    json_object_foreach(json_object_get(consents, "current"), name, v)
+        json_object_set(states, name, json_object_get(v, "state"));
+    unsigned char sid[CK_SUBJECT_ID_BYTES], by[CK_SUBJECT_ID_BYTES];
+    assert_int_equal(ck_subject_find(sid, st, &w), CK_OK);
+    for (size_t i = 0; i < nmails; i++) {
+        ck_who m = {CK_BY_LOOKUP, mails[i], 0, "email", NULL, NULL};
+        if (ck_subject_find(by, st, &m) == CK_OK && memcmp(by, sid, sizeof sid) == 0)
+            json_array_append_new(found, json_string(mails[i]));
+    }
+    json_object_set_new(out, "fields", fields);
+    json_object_set_new(out, "consents", states);
+    json_object_set_new(
+        out, "history",
+        json_integer((json_int_t)json_array_size(json_object_get(consents, "history"))));
+    json_object_set_new(out, "found_by", found);
+    char *line = json_dumps(out, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_non_null(line);
+    json_decref(out);
+    json_decref(all);
+    return line;
+}
+
+/* An import batch that updates subjects (fields rewritten, deleted, an
+ * e-mail changed, consents appended, one subject twice) and creates one,
+ * with a rejected line among them: at every fault - the data puts through
+ * the import's write cursors included - either the whole batch is there or
+ * none of it: every subject exactly as before. */
+static void test_import_upsert_every_fault(void **state)
+{
+    fx *f = *state;
+    static const char base[] =
+        "{\"ref\":\"u0\",\"fields\":{\"email\":\"u0@x.fr\",\"city\":\"Nantes\",\"born\":"
+        "\"1980-01-01\"},\"consent\":{\"news\":true}}\n"
+        "{\"ref\":\"u1\",\"fields\":{\"email\":\"u1@x.fr\",\"city\":\"Nantes\",\"born\":"
+        "\"1981-01-01\"},\"consent\":{\"news\":true}}\n"
+        "{\"ref\":\"u2\",\"fields\":{\"email\":\"u2@x.fr\",\"city\":\"Nantes\"}}\n"
+        "{\"ref\":\"u3\",\"fields\":{\"email\":\"u3@x.fr\",\"city\":\"Nantes\",\"born\":"
+        "\"1983-01-01\"},\"consent\":{\"news\":true}}\n";
+    static const char update[] =
+        "{\"ref\":\"u1\",\"fields\":{\"city\":\"Saint-Herblain\",\"born\":null}}\n"
+        "{\"ref\":\"n1\",\"fields\":{\"email\":\"n1@x.fr\",\"city\":\"Vertou\"},"
+        "\"consent\":{\"news\":true}}\n"
+        "{\"ref\":\"u3\",\"fields\":{\"email\":\"new3@x.fr\"},\"consent\":{\"news\":false}}\n"
+        "{\"ref\":\"u0\",\"fields\":{\"born\":\"2023-02-29\",\"city\":\"Rezé\"}}\n"
+        "{\"ref\":\"u1\",\"fields\":{\"city\":\"Rennes\"},\"consent\":{\"news\":false}}\n"
+        "{\"ref\":\"u2\",\"fields\":{\"born\":\"1982-02-02\"},\"consent\":{\"news\":true}}\n";
+    static const char *const refs[] = {"u0", "u1", "u2", "u3", "n1"};
+    static const char *const mails[] = {"u0@x.fr", "u1@x.fr",   "u2@x.fr",
+                                        "u3@x.fr", "new3@x.fr", "n1@x.fr"};
+    enum { NREFS = sizeof refs / sizeof refs[0], NMAILS = sizeof mails / sizeof mails[0] };
+    char *before[NREFS], *after[NREFS];
+
+    /* The states before and after, from a run without faults. */
+    for (int pass = 0; pass < 2; pass++) {
+        make_store(f);
+        ck_store *st = open_store(f);
+        ck_import_stats s = {0};
+        ck_importer *imp = NULL;
+        assert_int_equal(ck_import_begin(&imp, st, NULL), CK_OK);
+        assert_int_equal(ck_import_feed(imp, base, strlen(base)), CK_OK);
+        assert_int_equal(ck_import_finish(imp, &s), CK_OK);
+        assert_int_equal(s.imported, 4);
+        if (pass == 1) {
+            assert_int_equal(ck_import_begin(&imp, st, NULL), CK_OK);
+            assert_int_equal(ck_import_feed(imp, update, strlen(update)), CK_OK);
+            assert_int_equal(ck_import_finish(imp, &s), CK_OK);
+            assert_int_equal(s.updated, 4);
+            assert_int_equal(s.created, 1);
+            assert_int_equal(s.rejected, 1);
+        }
+        for (int i = 0; i < NREFS; i++)
+            (pass == 0 ? before : after)[i] = subject_state(st, refs[i], mails, NMAILS);
+        ck_close(st);
+        tu_rmtree(f->dir);
+        unlink(f->key);
+    }
+    assert_string_equal(before[4], "none");
+    for (int i = 0; i < NREFS; i++)
+        if (i != 0 && strcmp(before[i], after[i]) == 0)
+            fail_msg("the update does not change %s", refs[i]);
+
+    unsigned long n;
+    for (n = 1; n < MAX_N; n++) {
+        make_store(f);
+        ck_store *st = open_store(f);
+        ck_importer *imp = NULL;
+        assert_int_equal(ck_import_begin(&imp, st, NULL), CK_OK);
+        assert_int_equal(ck_import_feed(imp, base, strlen(base)), CK_OK);
+        assert_int_equal(ck_import_finish(imp, NULL), CK_OK);
+        ck_fault__arm(n);
+        int rc = ck_import_begin(&imp, st, NULL);
+        if (rc == CK_OK)
+            rc = ck_import_feed(imp, update, strlen(update));
+        if (imp != NULL) {
+            int rc2 = ck_import_finish(imp, NULL);
+            if (rc == CK_OK)
+                rc = rc2;
+        }
+        unsigned long seen = ck_fault__count();
+        ck_fault__arm(0);
+        ck_close(st);
+        st = open_store(f);
+        if (rc != CK_OK)
+            assert_clean_failure(rc);
+        for (int i = 0; i < NREFS; i++) {
+            char *now = subject_state(st, refs[i], mails, NMAILS);
+            const char *want = rc == CK_OK ? after[i] : before[i];
+            if (strcmp(now, want) != 0)
+                fail_msg("fault %lu (rc %d): %s is\n%s\ninstead of\n%s", n, rc, refs[i], now, want);
+            free(now);
+        }
+        assert_log_verifies(st);
+        ck_close(st);
+        tu_rmtree(f->dir);
+        unlink(f->key);
+        if (rc == CK_OK && seen < n)
+            break;
+    }
+    assert_true(n > 20 && n < MAX_N);
+    for (int i = 0; i < NREFS; i++) {
+        free(before[i]);
+        free(after[i]);
+    }
 }
 
 /* A consent change and a release: at every fault either done (and
@@ -1001,6 +1152,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slot_change_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sealed_write_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_every_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_upsert_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consent_release_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_every_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_every_fault, setup, teardown),

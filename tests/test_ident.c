@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <utf8proc.h>
 
 #include "ident.h"
 #include "fixture.h"
@@ -80,6 +81,51 @@ static void test_normalisation_table(void **state)
             fail_msg("case %zu (%s): got '%.*s', want '%s'", i, c->in, (int)out.len,
                      (const char *)out.p, c->out);
     }
+    ck_buf__free(&out);
+}
+
+/* utf8proc's NFC (case-folded when `fold`) of the n bytes at s. */
+static size_t utf8proc_form(char *out, size_t max, const char *s, size_t n, bool fold)
+{
+    utf8proc_uint8_t *m = NULL;
+    int opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (fold ? UTF8PROC_CASEFOLD : 0);
+    utf8proc_ssize_t len =
+        utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &m, (utf8proc_option_t)opts);
+    assert_true(len >= 0 && (size_t)len <= max);
+    memcpy(out, m, (size_t)len);
+    free(m);
+    return (size_t)len;
+}
+
+/* Text made only of ASCII is normalised without utf8proc: the result must
+ * be utf8proc's, for every ASCII character (NUL and controls included),
+ * folded (e-mail) and not (text); and a string with one non-ASCII
+ * character still goes through utf8proc. */
+static void test_ascii_matches_utf8proc(void **state)
+{
+    (void)state;
+    ck_buf out = CK_BUF_INIT;
+    char in[16], want[64];
+    for (int c = 0; c < 0x80; c++) {
+        if (c == '@')
+            continue;
+        /* x<c>Y@Ab.FR: neither end is white space, one @ */
+        memcpy(in, "x?Y@Ab.FR", 9);
+        in[1] = (char)c;
+        assert_int_equal(ck_ident__normalize(&out, CK_NORM_EMAIL, in, 9), CK_OK);
+        size_t wl = utf8proc_form(want, sizeof want, in, 9, true);
+        if (out.len != wl || memcmp(out.p, want, wl) != 0)
+            fail_msg("e-mail with character 0x%02x differs from utf8proc", c);
+        assert_int_equal(ck_ident__normalize(&out, CK_NORM_TEXT, in, 9), CK_OK);
+        wl = utf8proc_form(want, sizeof want, in, 9, false);
+        if (out.len != wl || memcmp(out.p, want, wl) != 0)
+            fail_msg("text with character 0x%02x differs from utf8proc", c);
+    }
+    /* Not ASCII: E + combining acute accent, composed and folded. */
+    const char mixed[] = "E\xcc\x81@X.fr";
+    assert_int_equal(ck_ident__normalize(&out, CK_NORM_EMAIL, mixed, sizeof mixed - 1), CK_OK);
+    assert_int_equal(out.len, 7);
+    assert_memory_equal(out.p, "\xc3\xa9@x.fr", 7);
     ck_buf__free(&out);
 }
 
@@ -193,6 +239,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalisation_table),
+        cmocka_unit_test(test_ascii_matches_utf8proc),
         cmocka_unit_test(test_norm_kind_from_name),
         cmocka_unit_test_setup_teardown(test_index_keys, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_pseudonym_properties, setup, tu_fx_teardown),
