@@ -853,9 +853,9 @@ static int write_frames(ck_store *st, pending *batch)
         p->seq = seq;
         memcpy(p->hash, head, HASH_BYTES);
     }
-    segment_name(name, a->seg_no);
     if (write_all(a, a->wbuf.p, a->wbuf.len) != 0) {
         int err = errno;
+        segment_name(name, a->seg_no); /* for the message only: not per batch */
         /* Undo a partial write, so that no half frame stays behind. */
         if (ftruncate(a->fd, (off_t)a->size) != 0) {
             rc = ck_err__errno(st, errno, "cannot undo a failed audit write in", name);
