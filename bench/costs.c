@@ -103,8 +103,8 @@ static double time_aead(size_t len, size_t aad_len, int open, size_t iters)
             } else {
                 nonce[0] = (unsigned char)i;
                 nonce[1] = (unsigned char)(i >> 8);
-                crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &ct_len, pt, len, aad, aad_len,
-                                                           NULL, nonce, key);
+                crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &ct_len, pt, len, aad, aad_len, NULL,
+                                                           nonce, key);
             }
             g_sink ^= pt[0] ^ ct[0];
         }

@@ -62,10 +62,9 @@ void ck_consent__ptag(uint8_t out[CK_PTAG_BYTES], const ck_store *st, const char
     crypto_generichash_final(&h, out, CK_PTAG_BYTES);
 }
 
-_Static_assert(sizeof ((ck_schema_purpose *)0)->ptag == CK_PTAG_BYTES, "purpose tag size");
+_Static_assert(sizeof((ck_schema_purpose *)0)->ptag == CK_PTAG_BYTES, "purpose tag size");
 
-void ck_consent__ptag_of(uint8_t out[CK_PTAG_BYTES], const ck_store *st,
-                         const ck_schema_purpose *p)
+void ck_consent__ptag_of(uint8_t out[CK_PTAG_BYTES], const ck_store *st, const ck_schema_purpose *p)
 {
     if (p->has_ptag)
         memcpy(out, p->ptag, CK_PTAG_BYTES);
