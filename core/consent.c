@@ -343,20 +343,7 @@ int ck_consent__append_ev(ck_wctx *w, ck_subj *s, const ck_schema_purpose *p, co
     uint8_t ptag[CK_PTAG_BYTES], key[CK_CONSENT_KEY_BYTES], aad[CONSENT_AAD_BYTES];
     if (tc != NULL && (tc_len == 0 || tc_len > CK_TCF_TEXT_MAX))
         return ck_err__set(st, CK_EINTERNAL, "%s: raw evidence of a bad size", p->name);
-    /* The tag of a purpose is a keyed hash: computed once per write. */
-    unsigned t = 0;
-    while (t < w->nptag && w->ptag_for[t] != p)
-        t++;
-    if (t < w->nptag) {
-        memcpy(ptag, w->ptag[t], CK_PTAG_BYTES);
-    } else {
-        ck_consent__ptag_of(ptag, st, p);
-        if (w->nptag < sizeof w->ptag_for / sizeof w->ptag_for[0]) {
-            w->ptag_for[w->nptag] = p;
-            memcpy(w->ptag[w->nptag], ptag, CK_PTAG_BYTES);
-            w->nptag++;
-        }
-    }
+    ck_consent__ptag_of(ptag, st, p); /* the schema snapshot's, computed once */
     CK_TRY(ck_wctx__cursor(w, st->dbi_consents, &w->cur_consents));
     ck_consent_cur cur = {0};
     /* A subject created in this write has no record yet. */

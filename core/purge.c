@@ -152,8 +152,6 @@ typedef struct purge_ctx {
     size_t nsids;
     bool batch_last; /* no subject after this batch */
     figures b;
-    uint8_t (*ptags)[CK_PTAG_BYTES]; /* of the batch schema's purposes */
-    uint32_t nptags;
     ck_audit_entry *ents; /* the batch's audit entries ... */
     size_t nents, capents;
     ck_arena aarena; /* ... and what they point at (names point into the schema) */
@@ -303,11 +301,13 @@ static int purge_subject(ck_wctx *w, purge_ctx *c, const uint8_t sid[CK_SUBJECT_
     for (uint32_t i = 0; i < schema->npurposes; i++) {
         const ck_schema_purpose *p = &schema->purposes[i];
         ck_consent_cur cur;
-        CK_GUARD(ck_consent__current(&cur, st, w->txn, s.sid, c->ptags[i]));
+        uint8_t ptag[CK_PTAG_BYTES];
+        ck_consent__ptag_of(ptag, st, p);
+        CK_GUARD(ck_consent__current(&cur, st, w->txn, s.sid, ptag));
         if (!cur.present || cur.state != CK_CONSENT_GRANTED || cur.expires == 0 ||
             cur.expires > c->now)
             continue;
-        rc = expire_consent(w, c, &s, p, c->ptags[i], &cur);
+        rc = expire_consent(w, c, &s, p, ptag, &cur);
         ck_arena__reset(&w->arena);
         CK_GUARD(rc);
         ex[nex++] = p;
@@ -372,20 +372,10 @@ static int batch_fn(ck_wctx *w, void *ctx)
 {
     purge_ctx *c = ctx;
     ck_store *st = w->st;
-    const ck_schema *schema = w->schema;
     figures_clear(&c->b);
     c->nents = 0;
     ck_arena__reset(&c->aarena);
     w->now = c->now;
-
-    ck_mem__free(c->ptags);
-    c->ptags = ck_mem__malloc((schema->npurposes ? schema->npurposes : 1) * sizeof *c->ptags);
-    c->nptags = 0;
-    if (c->ptags == NULL)
-        return ck_err__set(st, CK_ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < schema->npurposes; i++)
-        ck_consent__ptag_of(c->ptags[i], st, &schema->purposes[i]);
-    c->nptags = schema->npurposes;
 
     CK_TRY(collect(c, w->txn));
     for (size_t i = 0; i < c->nsids; i++)
@@ -532,7 +522,6 @@ cleanup:
     figures_free(&c.b);
     figures_free(&c.total);
     ck_mem__free(c.ents);
-    ck_mem__free(c.ptags);
     ck_mem__free(c.sids);
     ck_arena__free(&c.aarena);
     return rc;

@@ -43,10 +43,6 @@ typedef struct ck_wctx {
     unsigned char *new_dks; /* ... and their data keys (guarded) */
     size_t n_new, cap_new;
     unsigned char *dk; /* guarded: the data key of the subject being written */
-    /* purpose tags computed in this write (each is a keyed hash) */
-    const void *ptag_for[16];
-    uint8_t ptag[16][8];
-    unsigned nptag;
     int64_t now;
     /* Write cursors on the values and consents databases, opened on first
      * use (ck_wctx__cursor) and closed by ck_wctx__fini. A subject's values

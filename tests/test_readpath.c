@@ -396,6 +396,37 @@ static void test_current_decode(void **state)
     assert_int_equal(ck_consent__current_decode(&cur, f->st, &v), CK_EINTEGRITY);
 }
 
+/* The purpose tags a loaded schema carries are the keyed hashes of the
+ * purposes' names; a schema the store did not load gets them computed. */
+static void test_purpose_tags(void **state)
+{
+    tu_fx *f = *state;
+    MDB_txn *txn = NULL;
+    ck_schema *schema = NULL;
+    assert_int_equal(ck_env__read_begin(f->st, &f->st->data, &txn), CK_OK);
+    assert_int_equal(ck_schema__get(&schema, f->st, txn), CK_OK);
+    assert_int_equal(schema->npurposes, 2);
+    for (uint32_t i = 0; i < schema->npurposes; i++) {
+        const ck_schema_purpose *p = &schema->purposes[i];
+        uint8_t want[CK_PTAG_BYTES], got[CK_PTAG_BYTES];
+        ck_consent__ptag(want, f->st, p->name, p->name_len);
+        assert_true(p->has_ptag);
+        ck_consent__ptag_of(got, f->st, p);
+        assert_memory_equal(got, want, CK_PTAG_BYTES);
+        ck_schema_purpose bare = *p; /* as in a schema parsed from a file */
+        bare.has_ptag = false;
+        memset(bare.ptag, 0, sizeof bare.ptag);
+        ck_consent__ptag_of(got, f->st, &bare);
+        assert_memory_equal(got, want, CK_PTAG_BYTES);
+    }
+    uint8_t a[CK_PTAG_BYTES], b[CK_PTAG_BYTES];
+    ck_consent__ptag_of(a, f->st, &schema->purposes[0]);
+    ck_consent__ptag_of(b, f->st, &schema->purposes[1]);
+    assert_memory_not_equal(a, b, CK_PTAG_BYTES);
+    ck_schema__release(schema);
+    ck_env__read_end(&f->st->data, txn);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Releases and segments over changed records                                */
 /* ------------------------------------------------------------------------ */
@@ -673,6 +704,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_at, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_keyring_cursor, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_current_decode, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_purpose_tags, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_tampered_value_flipped, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_tampered_value_other_field, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_tampered_value_other_subject, setup, tu_fx_teardown),
