@@ -163,8 +163,8 @@ int ck_audit__decode(ck_audit_record *out, const uint8_t *p, size_t n, ck_arena 
 
 typedef enum ck_audit_fail {
     CK_AUDIT_FAIL_NONE = 0,
-    CK_AUDIT_FAIL_WRITE,   /* the next batch's write fails before any byte */
-    CK_AUDIT_FAIL_PARTIAL, /* the next batch's write stops half-way, then fails */
+    CK_AUDIT_FAIL_WRITE,   /* the next batch's write (or staging) fails before any byte */
+    CK_AUDIT_FAIL_PARTIAL, /* the next batch's write (or staging) stops half-way, then fails */
     CK_AUDIT_FAIL_FSYNC    /* the next fsync fails */
 } ck_audit_fail;
 
@@ -173,5 +173,14 @@ void ck_audit__test_fail_next(ck_store *st, ck_audit_fail what);
 /* Roll segments past `bytes` instead of 64 MiB (every process appending to
  * the store must use the same value). */
 void ck_audit__test_segment_max(ck_store *st, uint64_t bytes);
+
+/* Test hooks: stop staging (what is staged is moved to the segment first),
+ * so that batched appends are written one write() each; and whether the
+ * handle stages (the staging file's file system allows it). */
+void ck_audit__test_stage_off(ck_store *st);
+bool ck_audit__test_staging(ck_store *st);
+/* Keep the flock (and what is staged) for `ns` after taking it, instead of
+ * 2 ms. */
+void ck_audit__test_lease(ck_store *st, uint64_t ns);
 
 #endif /* CK_AUDIT_H */

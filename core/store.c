@@ -336,7 +336,7 @@ static void remove_store_files(const char *dir)
 {
     static const char *const files[] = {CK_DATA_FILE, CK_DATA_FILE "-lock", CK_KEYRING_FILE,
                                         CK_KEYRING_FILE "-lock", CK_AUDIT_FIRST_SEGMENT,
-                                        CK_LOCK_FILE,
+                                        CK_AUDIT_STAGE_FILE, CK_LOCK_FILE,
                                         /* renamed into place just before a failed
                                            directory fsync */
                                         CK_KEYS_FILE};

@@ -226,6 +226,7 @@ int ck_env__dbi(ck_store *st, MDB_txn *txn, const char *name, unsigned flags, MD
 #define CK_LOCK_FILE "ckstore.lock"
 /* The first audit segment; audit.c names the others. */
 #define CK_AUDIT_FIRST_SEGMENT "audit-000001.log"
+#define CK_AUDIT_STAGE_FILE    "audit-stage" /* audit.c: the staging file */
 
 struct ck_store {
     char *dir;

@@ -142,9 +142,11 @@ typedef enum ck_kdf_cost {
 
 /* Durability of the audit entries that releases write. Consent changes,
  * erasures and key operations are always written as in CK_AUDIT_STRICT.
- *  BATCHED: the entry is written (and visible to other processes) before
- *           the release returns; it is fsync'ed within audit_flush_ms, so a
- *           power loss may lose the entries of the last audit_flush_ms.
+ *  BATCHED: the entry is in a file (the log, or its staging file: either
+ *           survives a crash of the process) before the release returns;
+ *           it is in the log, visible to other processes, within about
+ *           2 ms, and fsync'ed within audit_flush_ms, so a power loss may
+ *           lose the entries of the last audit_flush_ms (docs/audit.md).
  *  STRICT:  the release returns only once its entry is fsync'ed. Entries of
  *           concurrent releases share one fsync (group commit). */
 typedef enum ck_audit_mode { CK_AUDIT_BATCHED = 0, CK_AUDIT_STRICT = 1 } ck_audit_mode;

@@ -835,6 +835,222 @@ static void test_lease_given_back(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Staging                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define STAGE_HDR 4096u
+
+/* The staging file's `len` (bytes staged), and its frames. */
+static uint64_t stage_len(const fx *f, unsigned char **data)
+{
+    char p[PATH_MAX];
+    size_t n;
+    tu_path(p, sizeof p, f->dir, CK_AUDIT_STAGE_FILE);
+    unsigned char *b = tu_read_file(p, &n);
+    assert_true(n >= STAGE_HDR);
+    uint64_t len = 0;
+    for (int i = 0; i < 8; i++)
+        len = len << 8 | b[24 + i];
+    if (data != NULL) {
+        *data = malloc(len + 1);
+        memcpy(*data, b + STAGE_HDR, len);
+    }
+    free(b);
+    return len;
+}
+
+/* In a child process: open the store, append entries 1..n in batched mode
+ * and die without closing it - the frames are still staged (a lease and a
+ * flush window of a minute: nothing moves them in time). Forked before the
+ * parent opens the store (no thread may run at a fork). */
+static void die_with_staged(const fx *f, int n)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ck_options o = opts_for(f, CK_AUDIT_BATCHED, 0);
+        o.audit_flush_ms = 60000;
+        ck_store *st = NULL;
+        if (ck_open(&st, f->dir, &o) != CK_OK || !ck_audit__test_staging(st))
+            _exit(3);
+        ck_audit__test_lease(st, 60ull * 1000000000u);
+        for (int i = 1; i <= n; i++)
+            if (append_n(st, i, false) != CK_OK)
+                _exit(1);
+        _exit(0); /* no ck_close: a crash, as far as the log can tell */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Offsets of the frames in `n` bytes of frames; returns their count. */
+static int frame_offsets(const unsigned char *p, size_t n, size_t *off, int max)
+{
+    int k = 0;
+    for (size_t at = 0; at + 4 <= n && k < max;) {
+        off[k++] = at;
+        at += 4 + 32 +
+              ((size_t)p[at] << 24 | (size_t)p[at + 1] << 16 | (size_t)p[at + 2] << 8 | p[at + 3]);
+    }
+    return k;
+}
+
+/* Entries staged by a process that died are replayed by the next open: not
+ * one is lost, and none is counted as torn. */
+static void test_stage_replayed_after_crash(void **state)
+{
+    fx *f = *state;
+    ck_close(init_store(f));
+    size_t n0, n1;
+    free(tu_read_file(f->seg1, &n0));
+    die_with_staged(f, 5);
+    assert_true(stage_len(f, NULL) > 0);
+    free(tu_read_file(f->seg1, &n1));
+    assert_int_equal(n1, n0); /* staged, not in the segment */
+
+    ck_store *st = open_store(f, 0);
+    assert_int_equal(ck_audit_recovered(st), 0);
+    assert_int_equal(stage_len(f, NULL), 0);
+    ck_audit_verify_result r = verify(st, NULL, CK_OK);
+    assert_int_equal(r.entries, 6);
+    assert_int_equal(r.torn_bytes, 0);
+    /* The chain goes on after them. */
+    uint64_t seq;
+    ck_audit_entry e = CK_AUDIT_ENTRY_INIT;
+    e.actor = "t";
+    e.action = "key";
+    assert_int_equal(ck_audit__append(st, &e, true, &seq, NULL), CK_OK);
+    assert_int_equal(seq, 7);
+    ck_close(st);
+}
+
+/* Died while moving its staged frames to the segment: the half frame in the
+ * segment is cut as a torn tail, the frames already there are kept, the
+ * rest are replayed - every entry once. */
+static void test_stage_died_while_moving(void **state)
+{
+    fx *f = *state;
+    ck_close(init_store(f));
+    die_with_staged(f, 5);
+    unsigned char *staged;
+    uint64_t len = stage_len(f, &staged);
+    size_t off[8];
+    assert_int_equal(frame_offsets(staged, len, off, 8), 5);
+    size_t part = off[2] + 10; /* two whole frames and the start of a third */
+    FILE *fp = fopen(f->seg1, "ab");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(staged, 1, part, fp), part);
+    fclose(fp);
+
+    ck_store *st = open_store(f, 0);
+    assert_int_equal(ck_audit_recovered(st), 10); /* the cut-off start of the third */
+    ck_audit_verify_result r = verify(st, NULL, CK_OK);
+    assert_int_equal(r.entries, 7); /* init, 1..5, and the "recover" entry */
+    ck_audit_cursor *c;
+    const ck_audit_record *rec;
+    int k = 0;
+    assert_int_equal(ck_audit_query(&c, st, NULL), CK_OK);
+    while (ck_audit_next(c, &rec) == CK_OK) {
+        if (k >= 1 && k <= 5) {
+            char want[8];
+            snprintf(want, sizeof want, "%d", k);
+            assert_string_equal(rec->detail[0].str, want);
+        }
+        k++;
+    }
+    ck_audit_cursor_free(c);
+    assert_int_equal(k, 7);
+    ck_close(st);
+    free(staged);
+}
+
+/* Staged bytes that do not continue the chain (after a power loss the
+ * staging file may hold anything) are not replayed: the frames before them
+ * are, the rest is counted as torn and the repair is logged. */
+static void test_stage_damaged_frames_dropped(void **state)
+{
+    fx *f = *state;
+    ck_close(init_store(f));
+    die_with_staged(f, 5);
+    unsigned char *staged;
+    uint64_t len = stage_len(f, &staged);
+    size_t off[8];
+    assert_int_equal(frame_offsets(staged, len, off, 8), 5);
+    /* flip a byte of the third frame's entry, in the file */
+    char p[PATH_MAX];
+    tu_path(p, sizeof p, f->dir, CK_AUDIT_STAGE_FILE);
+    size_t n;
+    unsigned char *b = tu_read_file(p, &n);
+    b[STAGE_HDR + off[2] + 12] ^= 0x40;
+    tu_write_file(p, b, n, 0600);
+    free(b);
+
+    ck_store *st = open_store(f, 0);
+    assert_int_equal(ck_audit_recovered(st), len - off[2]);
+    ck_audit_verify_result r = verify(st, NULL, CK_OK);
+    assert_int_equal(r.entries, 4); /* init, 1, 2, and the "recover" entry */
+    assert_int_equal(stage_len(f, NULL), 0);
+    ck_close(st);
+    free(staged);
+}
+
+/* Staged entries are in the chain before append returns, and a read of the
+ * log by the same process sees them. A batch that cannot be staged
+ * (injected) fails, changes nothing, and gives the flock back with what was
+ * staged before it moved to the segment. Without staging, each batch is in
+ * the segment when append returns. */
+static void test_stage_visible_and_fail_closed(void **state)
+{
+    fx *f = *state;
+    ck_close(init_store(f));
+    ck_options o = opts_for(f, CK_AUDIT_BATCHED, 0);
+    o.audit_flush_ms = 60000;
+    ck_store *st = NULL;
+    assert_int_equal(ck_open(&st, f->dir, &o), CK_OK);
+    assert_true(ck_audit__test_staging(st));
+    ck_audit__test_lease(st, 60ull * 1000000000u);
+    size_t n0, n1;
+    free(tu_read_file(f->seg1, &n0));
+    assert_int_equal(append_n(st, 1, false), CK_OK);
+    uint64_t staged = stage_len(f, NULL);
+    assert_true(staged > 0);
+    free(tu_read_file(f->seg1, &n1));
+    assert_int_equal(n1, n0);
+    ck_audit_verify_result r = verify(st, NULL, CK_OK); /* moves them first */
+    assert_int_equal(r.entries, 2);
+    assert_int_equal(stage_len(f, NULL), 0);
+    free(tu_read_file(f->seg1, &n1));
+    assert_int_equal(n1, n0 + staged);
+
+    assert_int_equal(append_n(st, 2, false), CK_OK);
+    assert_true(stage_len(f, NULL) > 0);
+    ck_audit__test_fail_next(st, CK_AUDIT_FAIL_WRITE);
+    assert_int_equal(append_n(st, 3, false), CK_EIO);
+    assert_int_equal(stage_len(f, NULL), 0); /* entry 2 moved, 3 nowhere */
+    assert_int_equal(verify(st, NULL, CK_OK).entries, 3);
+    ck_audit__test_fail_next(st, CK_AUDIT_FAIL_PARTIAL);
+    assert_int_equal(append_n(st, 4, false), CK_ENOSPC);
+    assert_int_equal(stage_len(f, NULL), 0);
+    assert_int_equal(verify(st, NULL, CK_OK).entries, 3);
+
+    ck_audit__test_stage_off(st);
+    assert_false(ck_audit__test_staging(st));
+    free(tu_read_file(f->seg1, &n0));
+    assert_int_equal(append_n(st, 5, false), CK_OK);
+    free(tu_read_file(f->seg1, &n1));
+    assert_true(n1 > n0); /* written at once */
+    assert_int_equal(stage_len(f, NULL), 0);
+    ck_close(st);
+    st = open_store(f, 0);
+    r = verify(st, NULL, CK_OK);
+    assert_int_equal(r.entries, 4);
+    assert_int_equal(r.head_seq, 4);
+    ck_close(st);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Segments                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -1079,6 +1295,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_rolling_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_given_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_replayed_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_died_while_moving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_damaged_frames_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_visible_and_fail_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_hostile, setup, teardown),
