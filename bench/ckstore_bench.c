@@ -25,6 +25,7 @@
 #include "ckstore.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -663,6 +664,82 @@ static void run_point(ck_store *st, const dataset *d, const uint8_t *bits, const
     check(name, cnt, h, ecnt, eh);
 }
 
+/* W2's sequence of releases split among `nthreads` threads on one handle
+ * (thread k takes the releases k, k + nthreads, ...): with the handle in
+ * CK_AUDIT_STRICT, what group commit gains over one thread. */
+typedef struct point_job {
+    ck_store *st;
+    const dataset *d;
+    const uint8_t *bits;
+    const uint32_t *ids;
+    const uint8_t *purposes;
+    long from, step, queries;
+    unsigned long long cnt, h;
+} point_job;
+
+static void *point_thread(void *arg)
+{
+    point_job *j = arg;
+    char ref[16];
+    for (long i = j->from; i < j->queries; i += j->step) {
+        uint32_t id = j->ids[i];
+        snprintf(ref, sizeof ref, "%u", id);
+        ck_request rq = CK_REQUEST_INIT;
+        rq.actor = "bench";
+        rq.purpose = PURPOSE[j->purposes[i]];
+        rq.subject.by = CK_BY_REF;
+        rq.subject.value = ref;
+        ck_result *res = NULL;
+        int rc = ck_release(&res, j->st, &rq);
+        if (rc == CK_ENOTFOUND && (j->bits[id - 1] & ERASED))
+            continue;
+        if (rc != CK_OK)
+            DIE("ck_release: %s", ck_strerror(rc));
+        tally(res, &j->cnt, &j->h);
+        ck_result_free(res);
+    }
+    return NULL;
+}
+
+static void run_point_threads(ck_store *st, const dataset *d, const uint8_t *bits, const char *name,
+                              long queries, int nthreads)
+{
+    unsigned long long cnt = 0, h = 0, ecnt = 0, eh = 0;
+    uint32_t *ids = malloc((size_t)queries * sizeof *ids);
+    uint8_t *purposes = malloc((size_t)queries);
+    point_job *jobs = calloc((size_t)nthreads, sizeof *jobs);
+    pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
+    if (ids == NULL || purposes == NULL || jobs == NULL || tids == NULL)
+        DIE("out of memory");
+    rng r = {SEED_W2};
+    for (long i = 0; i < queries; i++) {
+        ids[i] = pick_id(&r, d->n);
+        purposes[i] = (uint8_t)rng_below(&r, NPURPOSES);
+    }
+    perf_mark(name, 1);
+    double t = now_s();
+    for (int k = 0; k < nthreads; k++) {
+        jobs[k] = (point_job){st, d, bits, ids, purposes, k, nthreads, queries, 0, 0};
+        if (pthread_create(&tids[k], NULL, point_thread, &jobs[k]) != 0)
+            DIE("pthread_create failed");
+    }
+    for (int k = 0; k < nthreads; k++) {
+        pthread_join(tids[k], NULL);
+        cnt += jobs[k].cnt;
+        h += jobs[k].h;
+    }
+    double secs = now_s() - t;
+    perf_mark(name, 0);
+    report(name, queries, secs, cnt, h);
+    for (long i = 0; i < queries; i++)
+        expect_release(d, bits, ids[i], purposes[i], &ecnt, &eh);
+    check(name, cnt, h, ecnt, eh);
+    free(tids);
+    free(jobs);
+    free(purposes);
+    free(ids);
+}
+
 /* Total size of every file in the store directory; with DETAIL, one `#`
  * line per file. */
 static long long g_dir_bytes;
@@ -965,6 +1042,11 @@ int main(int argc, char **argv)
     if (strict_queries > 0)
         run_point(st, &d, bits, "W2_point_strict", strict_queries);
     if (stop_after("W2_point_strict"))
+        goto out;
+    /* The same releases from 8 threads on the handle: group commit. */
+    if (strict_queries > 0)
+        run_point_threads(st, &d, bits, "W2_point_strict_8t", strict_queries, 8);
+    if (stop_after("W2_point_strict_8t"))
         goto out;
 
     /* W9: verify the whole audit chain. */
