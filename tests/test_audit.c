@@ -897,6 +897,17 @@ static int frame_offsets(const unsigned char *p, size_t n, size_t *off, int max)
     return k;
 }
 
+/* A new store whose 5 last entries a dead process left staged: their bytes
+ * (malloc'ed, in *staged), the frames' offsets in them, their length. */
+static uint64_t five_staged(const fx *f, unsigned char **staged, size_t off[5])
+{
+    ck_close(init_store(f));
+    die_with_staged(f, 5);
+    uint64_t len = stage_len(f, staged);
+    assert_int_equal(frame_offsets(*staged, len, off, 5), 5);
+    return len;
+}
+
 /* Entries staged by a process that died are replayed by the next open: not
  * one is lost, and none is counted as torn. */
 static void test_stage_replayed_after_crash(void **state)
@@ -932,12 +943,9 @@ static void test_stage_replayed_after_crash(void **state)
 static void test_stage_died_while_moving(void **state)
 {
     fx *f = *state;
-    ck_close(init_store(f));
-    die_with_staged(f, 5);
     unsigned char *staged;
-    uint64_t len = stage_len(f, &staged);
-    size_t off[8];
-    assert_int_equal(frame_offsets(staged, len, off, 8), 5);
+    size_t off[5];
+    five_staged(f, &staged, off);
     size_t part = off[2] + 10; /* two whole frames and the start of a third */
     FILE *fp = fopen(f->seg1, "ab");
     assert_non_null(fp);
@@ -972,12 +980,9 @@ static void test_stage_died_while_moving(void **state)
 static void test_stage_damaged_frames_dropped(void **state)
 {
     fx *f = *state;
-    ck_close(init_store(f));
-    die_with_staged(f, 5);
     unsigned char *staged;
-    uint64_t len = stage_len(f, &staged);
-    size_t off[8];
-    assert_int_equal(frame_offsets(staged, len, off, 8), 5);
+    size_t off[5];
+    uint64_t len = five_staged(f, &staged, off);
     /* flip a byte of the third frame's entry, in the file */
     char p[PATH_MAX];
     tu_path(p, sizeof p, f->dir, CK_AUDIT_STAGE_FILE);
