@@ -1000,43 +1000,55 @@ static int stage_put(ck_audit *a, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Move the staged frames to the segment (under the flock). 0, or as
- * log_write, with the frames kept in the staging file. */
-static int stage_flush(ck_audit *a)
+/* Move the staged frames to the segment (under the flock, a->mu not
+ * held). 0; or -1 (errno set): the log is then broken - the frames'
+ * callers have their answers, so the frames stay staged for the next
+ * holder and this handle appends no more. Sets no message on the handle:
+ * the flusher calls it too. */
+static int stage_move(ck_audit *a)
 {
     if (a->stage_len == 0)
         return 0;
-    int r = log_write(a, a->stage + STAGE_HDR, a->stage_len);
-    if (r != 0)
-        return r;
+    if (log_write(a, a->stage + STAGE_HDR, a->stage_len) != 0) {
+        int err = errno;
+        char msg[CK_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "cannot move staged audit entries to the log: %s", strerror(err));
+        set_broken(a, err == ENOSPC || err == EDQUOT ? CK_ENOSPC : CK_EIO, msg);
+        errno = err;
+        return -1;
+    }
     a->stage_len = 0;
     stage_set_len(a, 0);
     return 0;
 }
 
-/* stage_flush for a leader: a failure breaks the log (the frames' callers
- * have their answers; the frames stay staged for the next holder). */
-static int stage_flush_or_break(ck_store *st)
+/* The handle's broken state as its error. */
+static int broken_error(ck_store *st)
 {
     ck_audit *a = st->audit;
-    int r = stage_flush(a);
-    if (r == 0)
-        return CK_OK;
-    int rc = log_write_error(st, r, "cannot move staged audit entries to");
-    set_broken(a, rc, ck_err__get(st));
-    return rc;
+    char msg[CK_ERRMSG_MAX];
+    pthread_mutex_lock(&a->mu);
+    int rc = a->broken;
+    snprintf(msg, sizeof msg, "%s", a->broken_msg);
+    pthread_mutex_unlock(&a->mu);
+    return ck_err__set(st, rc, "%s", msg);
+}
+
+/* stage_move for a leader, with the handle's message set on failure. */
+static int stage_flush_or_break(ck_store *st)
+{
+    return stage_move(st->audit) == 0 ? CK_OK : broken_error(st);
 }
 
 /*
  * Under the flock, with the log caught up: replay the frames that a holder
  * which died left staged. Those already in the segment (it died while
  * moving them) are skipped; those that continue the chain are written; the
- * other staged bytes are added to *torn. *wrote: whether any frame was.
+ * other staged bytes are added to *torn.
  */
-static int stage_recover(ck_store *st, uint64_t *torn, bool *wrote)
+static int stage_recover(ck_store *st, uint64_t *torn)
 {
     ck_audit *a = st->audit;
-    *wrote = false;
     if (a->stage == NULL)
         return CK_OK;
     uint64_t len = stage_get_len(a);
@@ -1078,7 +1090,6 @@ static int stage_recover(ck_store *st, uint64_t *torn, bool *wrote)
                 return log_write_error(st, r, "cannot replay staged audit entries into");
             a->seq = seq;
             memcpy(a->head, head, HASH_BYTES);
-            *wrote = true;
         }
     }
     *torn += len - skip - keep;
@@ -1124,9 +1135,8 @@ static int assemble(ck_store *st, pending *batch, uint64_t *seq, uint8_t head[HA
  * left staged. */
 static int catch_up(ck_store *st, uint64_t *torn)
 {
-    bool wrote;
     CK_TRY(catch_up_log(st, torn));
-    return stage_recover(st, torn, &wrote);
+    return stage_recover(st, torn);
 }
 
 /*
@@ -1206,8 +1216,7 @@ cleanup:
     if (locked) {
         /* The flock is never given back with frames staged, unless they
          * cannot be moved: then the next holder replays them. */
-        if (a->stage_len > 0 && stage_flush(a) != 0)
-            set_broken(a, CK_EIO, "staged audit entries could not be moved to the log");
+        stage_move(a);
         flock(a->lock_fd, LOCK_UN);
     }
     *held = false;
@@ -1490,28 +1499,23 @@ int ck_audit__key_event(ck_store *st, const char *actor, const char *slot, const
 /* ------------------------------------------------------------------------ */
 
 /* Move this process's staged frames to the segment while no leader runs,
- * in the leader's role; give the flock back too if `give_back`. Called,
- * and returns, with a->mu held; the caller checked !a->leader and a->held.
- * Sets no message on the handle: the flusher thread calls it. */
-static void flush_as_leader(ck_audit *a, bool give_back)
+ * in the leader's role; give the flock back too if `give_back`, or if they
+ * cannot be moved (they stay staged, for the next holder). Called, and
+ * returns, with a->mu held; the caller checked !a->leader and a->held.
+ * Returns stage_move's result; sets no message on the handle. */
+static int flush_as_leader(ck_audit *a, bool give_back)
 {
     a->leader = true;
     pthread_mutex_unlock(&a->mu);
-    int r = stage_flush(a);
-    int err = errno;
-    /* Frames that cannot be moved stay staged, for the next holder. */
+    int r = stage_move(a);
     if (give_back || r != 0)
         flock(a->lock_fd, LOCK_UN);
     pthread_mutex_lock(&a->mu);
-    if (r != 0 && a->broken == CK_OK) {
-        a->broken = err == ENOSPC || err == EDQUOT ? CK_ENOSPC : CK_EIO;
-        snprintf(a->broken_msg, sizeof a->broken_msg,
-                 "cannot move staged audit entries to the log: %s", strerror(err));
-    }
     if (give_back || r != 0)
         a->held = false;
     a->leader = false;
     pthread_cond_broadcast(&a->done_cv);
+    return r;
 }
 
 static void *flusher_main(void *arg)
@@ -1577,26 +1581,16 @@ static void *flusher_main(void *arg)
 static int publish_staged(ck_store *st)
 {
     ck_audit *a = st->audit;
-    int rc = CK_OK;
+    int r = 0;
     if (a == NULL || a->stage == NULL)
         return CK_OK;
     pthread_mutex_lock(&a->mu);
     while (a->leader)
         pthread_cond_wait(&a->done_cv, &a->mu);
-    if (a->held && a->stage_len > 0) {
-        a->leader = true;
-        pthread_mutex_unlock(&a->mu);
-        rc = stage_flush_or_break(st);
-        pthread_mutex_lock(&a->mu);
-        if (rc != CK_OK) {
-            flock(a->lock_fd, LOCK_UN); /* the next holder replays them */
-            a->held = false;
-        }
-        a->leader = false;
-        pthread_cond_broadcast(&a->done_cv);
-    }
+    if (a->held && a->stage_len > 0)
+        r = flush_as_leader(a, false);
     pthread_mutex_unlock(&a->mu);
-    return rc;
+    return r == 0 ? CK_OK : broken_error(st);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1831,12 +1825,15 @@ int ck_audit__open(ck_store *st, bool create)
         } else {
             CK_GUARD(rc);
             /* What a process that died holding the flock left staged. */
-            bool wrote = false;
+            uint64_t end = a->size;
             if (!a->rdonly)
-                CK_GUARD(stage_recover(st, &torn, &wrote));
-            if (wrote && fdatasync(a->fd) != 0)
-                CK_GUARD(ck_err__errno(st, errno, "cannot sync the replayed audit entries of",
-                                       CK_AUDIT_FIRST_SEGMENT));
+                CK_GUARD(stage_recover(st, &torn));
+            if (a->size != end && fdatasync(a->fd) != 0) {
+                char name[CK_AUDIT_SEGMENT_NAME_MAX];
+                segment_name(name, a->seg_no);
+                CK_GUARD(
+                    ck_err__errno(st, errno, "cannot sync the replayed audit entries of", name));
+            }
         }
         if (locked)
             flock(a->lock_fd, LOCK_UN);
@@ -1877,7 +1874,7 @@ void ck_audit__close(ck_store *st)
     if (a->held) {
         /* Nobody is left to report a failure to: frames that cannot be
          * moved stay staged, and the next holder replays them. */
-        if (a->stage_len > 0 && stage_flush(a) == 0)
+        if (a->stage_len > 0 && stage_move(a) == 0)
             a->dirty = true;
         flock(a->lock_fd, LOCK_UN);
     }

@@ -1055,6 +1055,44 @@ static void test_stage_visible_and_fail_closed(void **state)
     ck_close(st);
 }
 
+/* Staged frames that cannot be moved to the segment (injected): the read
+ * that needed them fails, the handle appends no more (its callers had
+ * their answers), and the frames stay staged - the next open replays
+ * them, so not one entry is lost. */
+static void test_stage_move_fails(void **state)
+{
+    fx *f = *state;
+    ck_close(init_store(f));
+    ck_options o = opts_for(f, CK_AUDIT_BATCHED, 0);
+    o.audit_flush_ms = 60000;
+    ck_store *st = NULL;
+    assert_int_equal(ck_open(&st, f->dir, &o), CK_OK);
+    assert_true(ck_audit__test_staging(st));
+    ck_audit__test_lease(st, 60ull * 1000000000u);
+    size_t n0, n1;
+    free(tu_read_file(f->seg1, &n0));
+    assert_int_equal(append_n(st, 1, false), CK_OK);
+    uint64_t staged = stage_len(f, NULL);
+    assert_true(staged > 0);
+
+    ck_audit__test_fail_next(st, CK_AUDIT_FAIL_PARTIAL);
+    ck_audit_verify_result r = CK_AUDIT_VERIFY_INIT;
+    assert_int_equal(ck_audit_verify(&r, st, NULL), CK_ENOSPC);
+    assert_non_null(strstr(ck_errmsg(st), "staged"));
+    assert_int_equal(append_n(st, 2, false), CK_ENOSPC);
+    assert_int_equal(stage_len(f, NULL), staged);
+    free(tu_read_file(f->seg1, &n1));
+    assert_int_equal(n1, n0); /* the half move was cut back */
+    ck_close(st);
+
+    st = open_store(f, 0);
+    assert_int_equal(ck_audit_recovered(st), 0);
+    r = verify(st, NULL, CK_OK);
+    assert_int_equal(r.entries, 2); /* init and entry 1 */
+    assert_int_equal(stage_len(f, NULL), 0);
+    ck_close(st);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Segments                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -1304,6 +1342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stage_died_while_moving, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stage_damaged_frames_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stage_visible_and_fail_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_move_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_hostile, setup, teardown),
