@@ -778,12 +778,35 @@ static const ck_schema_field *find_parsed(const ck_schema_field *fields, uint32_
     return NULL;
 }
 
+/* Element i of the field-name array `fl` at `path`: the field it names,
+ * which ids[0..i) must not hold already. `ip` receives the element's path
+ * (for the caller's own checks). */
+static int array_field(jctx *c, json_t *fl, size_t i, const char *path,
+                       const ck_schema_field *fields, uint32_t nfields, const uint16_t *ids,
+                       char ip[300], const ck_schema_field **out)
+{
+    char sv[SHOWN_MAX];
+    json_t *v = json_array_get(fl, i);
+    snprintf(ip, 300, "%s[%zu]", path, i);
+    if (!json_is_string(v))
+        return jfail(c, ip, "expected a field name");
+    const char *fname = json_string_value(v);
+    size_t flen = json_string_length(v);
+    const ck_schema_field *f = find_parsed(fields, nfields, fname, flen);
+    if (f == NULL)
+        return jfail(c, ip, "unknown field \"%s\"", shown(sv, fname, flen));
+    for (size_t k = 0; k < i; k++)
+        if (ids[k] == f->id)
+            return jfail(c, ip, "field \"%s\" is listed twice", f->name);
+    *out = f;
+    return CK_OK;
+}
 /* "hold": {"fields": [...], "days": N}: what an erasure keeps, and for how
  * long, for a legal obligation. Parsed after the purpose's fields. */
 static int parse_hold(jctx *c, const char *ppath, json_t *o, ck_schema_purpose *p,
                       const ck_schema_field *fields, uint32_t nfields)
 {
-    char path[256], fp[256], sv[SHOWN_MAX];
+    char path[256], fp[256];
     path_cat(path, sizeof path, ppath, "hold");
     if (!json_is_object(o))
         return jfail(c, path, "expected an object {\"fields\": [...], \"days\": N}");
@@ -808,21 +831,11 @@ static int parse_hold(jctx *c, const char *ppath, json_t *o, ck_schema_purpose *
     if (ids == NULL)
         return CK_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(fl, i);
         char ip[300];
-        snprintf(ip, sizeof ip, "%s[%zu]", fp, i);
-        if (!json_is_string(v))
-            return jfail(c, ip, "expected a field name");
-        const char *fname = json_string_value(v);
-        size_t flen = json_string_length(v);
-        const ck_schema_field *f = find_parsed(fields, nfields, fname, flen);
-        if (f == NULL)
-            return jfail(c, ip, "unknown field \"%s\"", shown(sv, fname, flen));
+        const ck_schema_field *f;
+        CK_TRY(array_field(c, fl, i, fp, fields, nfields, ids, ip, &f));
         if (ck_schema__purpose_field(p, f->id) < 0)
             return jfail(c, ip, "field is not in the purpose's fields");
-        for (size_t k = 0; k < i; k++)
-            if (ids[k] == f->id)
-                return jfail(c, ip, "field \"%s\" is listed twice", f->name);
         ids[i] = f->id;
     }
     CK_TRY(get_uint(c, o, path, "days", 1, CK_SCHEMA_HOLD_DAYS_MAX, true, &p->hold.days));
@@ -868,19 +881,9 @@ static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
         return CK_ENOMEM;
     memset(min, 0, n * sizeof *min);
     for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(fl, i);
         char ip[300];
-        snprintf(ip, sizeof ip, "%s[%zu]", sp, i);
-        if (!json_is_string(v))
-            return jfail(c, ip, "expected a field name");
-        const char *fname = json_string_value(v);
-        size_t flen = json_string_length(v);
-        const ck_schema_field *f = find_parsed(fields, nfields, fname, flen);
-        if (f == NULL)
-            return jfail(c, ip, "unknown field \"%s\"", shown(sv, fname, flen));
-        for (size_t k = 0; k < i; k++)
-            if (ids[k] == f->id)
-                return jfail(c, ip, "field \"%s\" is listed twice", f->name);
+        const ck_schema_field *f;
+        CK_TRY(array_field(c, fl, i, sp, fields, nfields, ids, ip, &f));
         ids[i] = f->id;
     }
     p->nfields = (uint32_t)n;
