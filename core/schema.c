@@ -779,28 +779,36 @@ static const ck_schema_field *find_parsed(const ck_schema_field *fields, uint32_
 }
 
 /* Element i of the field-name array `fl` at `path`: the field it names,
- * which ids[0..i) must not hold already. `ip` receives the element's path
- * (for the caller's own checks). */
-static int array_field(jctx *c, json_t *fl, size_t i, const char *path,
-                       const ck_schema_field *fields, uint32_t nfields, const uint16_t *ids,
-                       char ip[300], const ck_schema_field **out)
+ * which ids[0..i) must not hold already; NULL, with *rc set, if it is not
+ * one. `ip` receives the element's path (for the caller's own checks). */
+static const ck_schema_field *array_field(jctx *c, json_t *fl, size_t i, const char *path,
+                                          const ck_schema_field *fields, uint32_t nfields,
+                                          const uint16_t *ids, char ip[300], int *rc)
 {
     char sv[SHOWN_MAX];
     json_t *v = json_array_get(fl, i);
     snprintf(ip, 300, "%s[%zu]", path, i);
-    if (!json_is_string(v))
-        return jfail(c, ip, "expected a field name");
+    const ck_schema_field *f = NULL;
+    if (!json_is_string(v)) {
+        *rc = jfail(c, ip, "expected a field name");
+        return NULL;
+    }
     const char *fname = json_string_value(v);
     size_t flen = json_string_length(v);
-    const ck_schema_field *f = find_parsed(fields, nfields, fname, flen);
-    if (f == NULL)
-        return jfail(c, ip, "unknown field \"%s\"", shown(sv, fname, flen));
-    for (size_t k = 0; k < i; k++)
-        if (ids[k] == f->id)
-            return jfail(c, ip, "field \"%s\" is listed twice", f->name);
-    *out = f;
-    return CK_OK;
+    f = find_parsed(fields, nfields, fname, flen);
+    if (f == NULL) {
+        *rc = jfail(c, ip, "unknown field \"%s\"", shown(sv, fname, flen));
+        return NULL;
+    }
+    for (size_t k = 0; k < i; k++) {
+        if (ids[k] == f->id) {
+            *rc = jfail(c, ip, "field \"%s\" is listed twice", f->name);
+            return NULL;
+        }
+    }
+    return f;
 }
+
 /* "hold": {"fields": [...], "days": N}: what an erasure keeps, and for how
  * long, for a legal obligation. Parsed after the purpose's fields. */
 static int parse_hold(jctx *c, const char *ppath, json_t *o, ck_schema_purpose *p,
@@ -832,8 +840,10 @@ static int parse_hold(jctx *c, const char *ppath, json_t *o, ck_schema_purpose *
         return CK_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char ip[300];
-        const ck_schema_field *f;
-        CK_TRY(array_field(c, fl, i, fp, fields, nfields, ids, ip, &f));
+        int rc;
+        const ck_schema_field *f = array_field(c, fl, i, fp, fields, nfields, ids, ip, &rc);
+        if (f == NULL)
+            return rc;
         if (ck_schema__purpose_field(p, f->id) < 0)
             return jfail(c, ip, "field is not in the purpose's fields");
         ids[i] = f->id;
@@ -882,8 +892,10 @@ static int parse_purpose(jctx *c, const char *name, size_t name_len, json_t *o,
     memset(min, 0, n * sizeof *min);
     for (size_t i = 0; i < n; i++) {
         char ip[300];
-        const ck_schema_field *f;
-        CK_TRY(array_field(c, fl, i, sp, fields, nfields, ids, ip, &f));
+        int rc;
+        const ck_schema_field *f = array_field(c, fl, i, sp, fields, nfields, ids, ip, &rc);
+        if (f == NULL)
+            return rc;
         ids[i] = f->id;
     }
     p->nfields = (uint32_t)n;
